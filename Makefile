@@ -1,0 +1,40 @@
+# The two commands a new machine needs are `make rehearse` and `make test`;
+# everything they need (Docker engine, node images) is prepared on the way.
+GO        ?= go
+REHEARSE  := $(GO) run ./cmd/rehearse
+# End-to-end suites create real clusters: generous, bounded time.
+E2E_TIMEOUT ?= 80m
+
+.PHONY: rehearse test unit e2e node-image engine bench clean-clusters
+
+## rehearse: a rehearsal on a local kind cluster (cluster up, checks, down)
+rehearse:
+	$(REHEARSE) run
+
+## test: every test, unit and end-to-end (real kind clusters)
+test: unit e2e
+
+## unit: unit and component tests (no cluster)
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 $$($(GO) list ./... | grep -v /suites/)
+
+## e2e: end-to-end suites, one cluster per suite package, one package at a time
+e2e: engine node-image
+	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./suites/...
+
+## node-image: kind node images of both rehearsal Kubernetes versions (cached)
+node-image: engine
+	$(REHEARSE) image node --all
+
+## engine: make sure a Docker engine answers (installs/starts one when root)
+engine:
+	$(REHEARSE) engine
+
+## bench: benchmarks that print speed and precision figures
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /suites/)
+
+## clean-clusters: delete every kind cluster this harness made (names rehearse-*)
+clean-clusters:
+	$(REHEARSE) cluster down --all

@@ -1,0 +1,276 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
+	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
+	kindcmd "sigs.k8s.io/kind/pkg/cmd"
+
+	"rehearse/fixtures/nodeimage"
+)
+
+// Cluster is one kind cluster managed by the harness.
+type Cluster struct {
+	cfg        Config
+	kind       *kindcluster.Provider
+	kubeconfig string
+	rest       *rest.Config
+	client     kubernetes.Interface
+	out        io.Writer
+}
+
+// New prepares a cluster; nothing is created until Create.
+func New(cfg Config) *Cluster {
+	if cfg.WaitReady == 0 {
+		cfg.WaitReady = 3 * time.Minute
+	}
+	if cfg.KubeconfigPath == "" && cfg.Name != "" {
+		cfg.KubeconfigPath = defaultKubeconfig(cfg.Name)
+	}
+	return &Cluster{
+		cfg:  cfg,
+		kind: kindcluster.NewProvider(kindcluster.ProviderWithDocker(), kindcluster.ProviderWithLogger(kindcmd.NewLogger())),
+		out:  os.Stderr,
+	}
+}
+
+func defaultKubeconfig(name string) string {
+	return filepath.Join(nodeimage.CacheDir(), "kubeconfig", name)
+}
+
+// Name is the kind cluster name.
+func (c *Cluster) Name() string { return c.cfg.Name }
+
+// Config returns the configuration the cluster was made with.
+func (c *Cluster) Config() Config { return c.cfg }
+
+// Exists reports whether a kind cluster of this name exists.
+func (c *Cluster) Exists() (bool, error) {
+	names, err := c.kind.List()
+	if err != nil {
+		return false, err
+	}
+	for _, n := range names {
+		if n == c.cfg.Name {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// Create makes the cluster and waits until every node is Ready and the
+// cluster's own pods (DNS, pod network) run.
+func (c *Cluster) Create(ctx context.Context) error {
+	if err := c.cfg.Validate(); err != nil {
+		return err
+	}
+	exists, err := c.Exists()
+	if err != nil {
+		return fmt.Errorf("listing kind clusters: %w", err)
+	}
+	if exists {
+		if !c.cfg.ReplaceExisting {
+			return fmt.Errorf("a kind cluster named %q already exists: delete it (`rehearse cluster down --name %s`), "+
+				"choose another name, or allow replacing it (--replace)", c.cfg.Name, c.cfg.Name)
+		}
+		fmt.Fprintf(c.out, "Deleting the existing cluster %q (replacing it was allowed)\n", c.cfg.Name)
+		if err := c.Delete(ctx); err != nil {
+			return err
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(c.cfg.KubeconfigPath), 0o755); err != nil {
+		return err
+	}
+	err = c.kind.Create(c.cfg.Name,
+		kindcluster.CreateWithV1Alpha4Config(c.kindConfig()),
+		kindcluster.CreateWithKubeconfigPath(c.cfg.KubeconfigPath),
+		kindcluster.CreateWithWaitForReady(c.cfg.WaitReady),
+		kindcluster.CreateWithDisplayUsage(false),
+		kindcluster.CreateWithDisplaySalutation(false),
+	)
+	if err != nil {
+		return fmt.Errorf("creating kind cluster %q: %w", c.cfg.Name, err)
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+	return c.WaitReady(ctx, c.cfg.WaitReady)
+}
+
+// Connect attaches to an existing cluster of this name (no creation).
+func (c *Cluster) Connect(ctx context.Context) error {
+	if err := os.MkdirAll(filepath.Dir(c.cfg.KubeconfigPath), 0o755); err != nil {
+		return err
+	}
+	if err := c.kind.ExportKubeConfig(c.cfg.Name, c.cfg.KubeconfigPath, false); err != nil {
+		return fmt.Errorf("cluster %q: %w", c.cfg.Name, err)
+	}
+	return c.connect()
+}
+
+func (c *Cluster) connect() error {
+	rc, err := clientcmd.BuildConfigFromFlags("", c.cfg.KubeconfigPath)
+	if err != nil {
+		return fmt.Errorf("reading kubeconfig %s: %w", c.cfg.KubeconfigPath, err)
+	}
+	client, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return err
+	}
+	c.rest, c.client = rc, client
+	return nil
+}
+
+func (c *Cluster) kindConfig() *v1alpha4.Cluster {
+	cp := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole, Image: c.cfg.controlPlaneImage()}
+	for _, p := range c.cfg.NodePorts {
+		host := p.HostPort
+		if host == 0 {
+			host = p.NodePort
+		}
+		cp.ExtraPortMappings = append(cp.ExtraPortMappings, v1alpha4.PortMapping{
+			ContainerPort: p.NodePort, HostPort: host, ListenAddress: "127.0.0.1", Protocol: v1alpha4.PortMappingProtocolTCP,
+		})
+	}
+	cfg := &v1alpha4.Cluster{Nodes: []v1alpha4.Node{cp}}
+	for i := 0; i < c.cfg.Workers; i++ {
+		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole, Image: c.cfg.workerImage(i)})
+	}
+	v1alpha4.SetDefaultsCluster(cfg)
+	return cfg
+}
+
+// Delete removes the cluster, including workers added after creation (they
+// carry the cluster's label), and its kubeconfig file.
+func (c *Cluster) Delete(ctx context.Context) error {
+	if err := c.kind.Delete(c.cfg.Name, c.cfg.KubeconfigPath); err != nil {
+		return fmt.Errorf("deleting kind cluster %q: %w", c.cfg.Name, err)
+	}
+	_ = os.Remove(c.cfg.KubeconfigPath)
+	return nil
+}
+
+// Kubeconfig is the path of the kubeconfig file for this cluster.
+func (c *Cluster) Kubeconfig() string { return c.cfg.KubeconfigPath }
+
+// RESTConfig is the client configuration (nil before Create or Connect).
+func (c *Cluster) RESTConfig() *rest.Config { return c.rest }
+
+// Client is a Kubernetes clientset (nil before Create or Connect).
+func (c *Cluster) Client() kubernetes.Interface { return c.client }
+
+// WaitReady waits until every node is Ready and every kube-system pod runs
+// with all containers ready.
+func (c *Cluster) WaitReady(ctx context.Context, timeout time.Duration) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		nodes, err := c.client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		for _, n := range nodes.Items {
+			if !NodeReady(&n) {
+				last = "node " + n.Name + " is not Ready"
+				return false, nil
+			}
+		}
+		pods, err := c.client.CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		for _, p := range pods.Items {
+			if !PodReady(&p) {
+				last = "pod kube-system/" + p.Name + " is not ready (" + string(p.Status.Phase) + ")"
+				return false, nil
+			}
+		}
+		return len(nodes.Items) > 0, nil
+	})
+	if err != nil {
+		return fmt.Errorf("cluster %q not ready after %s: %s", c.cfg.Name, timeout, last)
+	}
+	return nil
+}
+
+// NodeReady reports the node's Ready condition.
+func NodeReady(n *corev1.Node) bool {
+	for _, cond := range n.Status.Conditions {
+		if cond.Type == corev1.NodeReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// PodReady reports whether the pod is running with its Ready condition true.
+func PodReady(p *corev1.Pod) bool {
+	if p.Status.Phase == corev1.PodSucceeded {
+		return true
+	}
+	for _, cond := range p.Status.Conditions {
+		if cond.Type == corev1.PodReady {
+			return cond.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ExportLogs writes kind's log bundle (journals, containerd and kubelet
+// logs, container inspections) for every node to dir.
+func (c *Cluster) ExportLogs(ctx context.Context, dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	return c.kind.CollectLogs(c.cfg.Name, dir)
+}
+
+// LoadImageArchive imports a docker-archive into every node's containerd.
+func (c *Cluster) LoadImageArchive(ctx context.Context, archive string) error {
+	nodes, err := c.kind.ListInternalNodes(c.cfg.Name)
+	if err != nil {
+		return err
+	}
+	for _, n := range nodes {
+		f, err := os.Open(archive)
+		if err != nil {
+			return err
+		}
+		err = nodeutils.LoadImageArchive(n, f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("loading %s into node %s: %w", archive, n.String(), err)
+		}
+	}
+	return nil
+}
+
+// LoadImage copies an image from the local Docker engine into every node.
+func (c *Cluster) LoadImage(ctx context.Context, image string) error {
+	dir, err := os.MkdirTemp("", "rehearse-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	archive := filepath.Join(dir, "image.tar")
+	if out, err := exec.CommandContext(ctx, "docker", "save", "-o", archive, image).CombinedOutput(); err != nil {
+		return fmt.Errorf("docker save %s: %v: %s", image, err, strings.TrimSpace(string(out)))
+	}
+	return c.LoadImageArchive(ctx, archive)
+}

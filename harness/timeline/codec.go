@@ -1,0 +1,237 @@
+package timeline
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// FormatVersion is the version of the JSON Lines format Encode writes.
+// Decode reads this version and older ones.
+const FormatVersion = 1
+
+// The saved format is JSON Lines: one header line, then one line per record,
+// requests and events merged in offset order so that the file reads as a
+// story. Offsets and latencies are integer nanoseconds (exact, unlike floats).
+//
+//	{"type":"timeline","version":1,"start":"2025-01-02T15:04:05.123456789Z","meta":{"scenario":"drain"},"requests":2,"events":1}
+//	{"type":"event","at_ns":0,"kind":"PhaseStart","name":"baseline"}
+//	{"type":"request","at_ns":1000000,"latency_ns":2100000,"code":200,"pod":"web-1","node":"kind-worker","ip":"10.244.1.3"}
+//	{"type":"request","at_ns":2000000,"latency_ns":150000,"err":"refused","error":"dial tcp 10.96.0.12:80: connect: connection refused"}
+//
+// A request line omits "err" on success and omits empty fields.
+type wireHeader struct {
+	Type     string            `json:"type"`
+	Version  int               `json:"version"`
+	Start    time.Time         `json:"start"`
+	Meta     map[string]string `json:"meta,omitempty"`
+	NumReqs  int               `json:"requests"`
+	NumEvent int               `json:"events"`
+}
+
+// wireLine is a record line, for decoding.
+type wireLine struct {
+	Type        string     `json:"type"`
+	At          int64      `json:"at_ns"`
+	Latency     int64      `json:"latency_ns"`
+	Code        int        `json:"code"`
+	Err         *ErrorKind `json:"err"`
+	ErrText     string     `json:"error"`
+	Pod         string     `json:"pod"`
+	Node        string     `json:"node"`
+	IP          string     `json:"ip"`
+	Terminating bool       `json:"terminating"`
+	Kind        *EventKind `json:"kind"`
+	Name        string     `json:"name"`
+	Detail      string     `json:"detail"`
+	ExitCode    *int       `json:"exit_code"`
+	Reason      string     `json:"reason"`
+}
+
+const (
+	lineHeader  = "timeline"
+	lineRequest = "request"
+	lineEvent   = "event"
+)
+
+// Encode writes the whole timeline as JSON Lines.
+func (t *Timeline) Encode(w io.Writer) error {
+	s := t.Snapshot()
+	return s.Encode(w)
+}
+
+// Encode writes the snapshot as JSON Lines (see FormatVersion). Records must
+// be sorted (Timeline.Snapshot's are).
+func (s *Snapshot) Encode(w io.Writer) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	hdr, err := json.Marshal(wireHeader{
+		Type: lineHeader, Version: FormatVersion, Start: s.Start, Meta: s.Meta,
+		NumReqs: len(s.Requests), NumEvent: len(s.Events),
+	})
+	if err != nil {
+		return fmt.Errorf("timeline: encoding header: %w", err)
+	}
+	bw.Write(hdr)
+	bw.WriteByte('\n')
+
+	buf := make([]byte, 0, 512)
+	i, j := 0, 0
+	for i < len(s.Requests) || j < len(s.Events) {
+		buf = buf[:0]
+		// Events first on ties: a phase start at t covers a request sent at t.
+		if j < len(s.Events) && (i == len(s.Requests) || s.Events[j].Offset <= s.Requests[i].Offset) {
+			buf, err = appendEvent(buf, &s.Events[j])
+			j++
+		} else {
+			buf = appendRequest(buf, &s.Requests[i])
+			i++
+		}
+		if err != nil {
+			return err
+		}
+		buf = append(buf, '\n')
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
+
+// appendRequest writes one request line. It is hand-written rather than
+// encoding/json because requests are most of a timeline and reflection made
+// saving an hour-long run take seconds; Decode reads it with encoding/json.
+func appendRequest(b []byte, r *Request) []byte {
+	b = append(b, `{"type":"request","at_ns":`...)
+	b = strconv.AppendInt(b, int64(r.Offset), 10)
+	b = append(b, `,"latency_ns":`...)
+	b = strconv.AppendInt(b, int64(r.Latency), 10)
+	if r.Code != 0 {
+		b = append(b, `,"code":`...)
+		b = strconv.AppendInt(b, int64(r.Code), 10)
+	}
+	if r.Err != ErrNone {
+		b = append(b, `,"err":"`...)
+		b = append(b, r.Err.String()...)
+		b = append(b, '"')
+	}
+	b = appendField(b, "error", r.ErrText)
+	b = appendField(b, "pod", r.Pod)
+	b = appendField(b, "node", r.Node)
+	b = appendField(b, "ip", r.PodIP)
+	if r.Terminating {
+		b = append(b, `,"terminating":true`...)
+	}
+	return append(b, '}')
+}
+
+func appendEvent(b []byte, e *Event) ([]byte, error) {
+	if e.Kind == EvUnknown || e.Kind >= numEventKinds {
+		return b, fmt.Errorf("timeline: event at %v has no valid kind (%d)", e.Offset, e.Kind)
+	}
+	b = append(b, `{"type":"event","at_ns":`...)
+	b = strconv.AppendInt(b, int64(e.Offset), 10)
+	b = append(b, `,"kind":"`...)
+	b = append(b, e.Kind.String()...)
+	b = append(b, '"')
+	b = appendField(b, "pod", e.Pod)
+	b = appendField(b, "node", e.Node)
+	b = appendField(b, "ip", e.IP)
+	b = appendField(b, "name", e.Name)
+	b = appendField(b, "detail", e.Detail)
+	if e.ExitCode != nil {
+		b = append(b, `,"exit_code":`...)
+		b = strconv.AppendInt(b, int64(*e.ExitCode), 10)
+	}
+	b = appendField(b, "reason", e.Reason)
+	return append(b, '}'), nil
+}
+
+func appendField(b []byte, key, val string) []byte {
+	if val == "" {
+		return b
+	}
+	b = append(b, ',', '"')
+	b = append(b, key...)
+	b = append(b, '"', ':')
+	return appendString(b, val)
+}
+
+// appendString writes s as a JSON string: printable ASCII is copied as is
+// (JSON needs no escaping of '<', '>' or '&'), anything else goes through
+// encoding/json (which also replaces invalid UTF-8).
+func appendString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			q, _ := json.Marshal(s)
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// Decode reads a timeline written by Encode. The returned timeline has the
+// saved start (without a monotonic reading) and metadata, and can be judged,
+// rendered or appended to like a live one.
+func Decode(r io.Reader) (*Timeline, error) {
+	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	var hdr wireHeader
+	if err := dec.Decode(&hdr); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("timeline: empty input: no header line")
+		}
+		return nil, fmt.Errorf("timeline: reading header: %w", err)
+	}
+	if hdr.Type != lineHeader {
+		return nil, fmt.Errorf("timeline: first line has type %q, want %q: not a saved timeline", hdr.Type, lineHeader)
+	}
+	if hdr.Version < 1 || hdr.Version > FormatVersion {
+		return nil, fmt.Errorf("timeline: format version %d; this build reads versions 1 to %d", hdr.Version, FormatVersion)
+	}
+	t := New(hdr.Start)
+	for k, v := range hdr.Meta {
+		t.meta[k] = v
+	}
+	if hdr.NumEvent > 0 {
+		t.events = make([]Event, 0, hdr.NumEvent)
+	}
+	for line := 2; ; line++ {
+		var l wireLine
+		err := dec.Decode(&l)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("timeline: record %d: %w", line, err)
+		}
+		switch l.Type {
+		case lineRequest:
+			r := Request{
+				Offset: time.Duration(l.At), Latency: time.Duration(l.Latency), Code: l.Code,
+				ErrText: l.ErrText, Pod: l.Pod, Node: l.Node, PodIP: l.IP, Terminating: l.Terminating,
+			}
+			if l.Err != nil {
+				r.Err = *l.Err
+			}
+			t.AddRequest(r)
+		case lineEvent:
+			if l.Kind == nil {
+				return nil, fmt.Errorf("timeline: record %d: event without a kind", line)
+			}
+			t.AddEvent(Event{
+				Offset: time.Duration(l.At), Kind: *l.Kind, Pod: l.Pod, Node: l.Node, IP: l.IP,
+				Name: l.Name, Detail: l.Detail, ExitCode: l.ExitCode, Reason: l.Reason,
+			})
+		default:
+			return nil, fmt.Errorf("timeline: record %d: unknown type %q", line, l.Type)
+		}
+	}
+	return t, nil
+}

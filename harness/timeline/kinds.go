@@ -1,0 +1,240 @@
+package timeline
+
+import (
+	"fmt"
+	"strings"
+)
+
+// ErrorKind says how a request failed, as a client sees it. The zero value
+// (ErrNone) means the request succeeded.
+type ErrorKind uint8
+
+// The error kinds. Their string names (String, MarshalText) are part of the
+// saved-timeline format: do not rename them.
+const (
+	ErrNone    ErrorKind = iota // success: a 1xx-3xx response and no transport error
+	ErrHTTP5xx                  // the server (or a gateway) answered 5xx
+	ErrHTTP4xx                  // the server answered 4xx
+	ErrRefused                  // no connection could be made: refused, no route, unreachable
+	ErrReset                    // the connection was reset or broke (broken pipe) mid-request
+	ErrTimeout                  // the client gave up waiting (client timeout, i/o timeout, deadline)
+	ErrEOF                      // the server closed the connection without (a complete) answer
+	ErrDNS                      // the name did not resolve
+	ErrOther                    // anything else
+	numErrorKinds
+)
+
+var errorKindNames = [numErrorKinds]string{
+	ErrNone:    "none",
+	ErrHTTP5xx: "http5xx",
+	ErrHTTP4xx: "http4xx",
+	ErrRefused: "refused",
+	ErrReset:   "reset",
+	ErrTimeout: "timeout",
+	ErrEOF:     "eof",
+	ErrDNS:     "dns",
+	ErrOther:   "other",
+}
+
+// ErrorKinds lists every kind, ErrNone first, in a stable order (for tables).
+func ErrorKinds() []ErrorKind {
+	out := make([]ErrorKind, numErrorKinds)
+	for i := range out {
+		out[i] = ErrorKind(i)
+	}
+	return out
+}
+
+func (k ErrorKind) String() string {
+	if k < numErrorKinds {
+		return errorKindNames[k]
+	}
+	return fmt.Sprintf("ErrorKind(%d)", uint8(k))
+}
+
+// IsConnection reports whether the kind is a transport-level failure: the
+// request never got an HTTP answer (refused, reset, timeout, EOF).
+func (k ErrorKind) IsConnection() bool {
+	switch k {
+	case ErrRefused, ErrReset, ErrTimeout, ErrEOF:
+		return true
+	}
+	return false
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (k ErrorKind) MarshalText() ([]byte, error) {
+	if k >= numErrorKinds {
+		return nil, fmt.Errorf("timeline: unknown error kind %d", uint8(k))
+	}
+	return []byte(errorKindNames[k]), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (k *ErrorKind) UnmarshalText(b []byte) error {
+	v, err := ParseErrorKind(string(b))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
+
+// ParseErrorKind is the inverse of ErrorKind.String.
+func ParseErrorKind(s string) (ErrorKind, error) {
+	for i, n := range errorKindNames {
+		if n == s {
+			return ErrorKind(i), nil
+		}
+	}
+	return ErrOther, fmt.Errorf("timeline: unknown error kind %q", s)
+}
+
+// ClassifyError maps what a client saw (HTTP status, 0 when there was no
+// response, and the error text as Go's net/http or vegeta report it) to an
+// ErrorKind.
+//
+// An HTTP status of 400 or more wins over the text (vegeta sets the text to
+// the status line for such answers). Otherwise a non-empty text is matched
+// against the messages Go's net, net/http and context packages produce; name
+// resolution is tested before timeouts because a DNS lookup that times out
+// ("lookup web on 10.96.0.10:53: i/o timeout") is a DNS failure.
+func ClassifyError(statusCode int, errText string) ErrorKind {
+	switch {
+	case statusCode >= 500:
+		return ErrHTTP5xx
+	case statusCode >= 400:
+		return ErrHTTP4xx
+	}
+	if errText == "" {
+		if statusCode >= 100 {
+			return ErrNone
+		}
+		return ErrOther // no answer and no error: nothing to go on
+	}
+	s := strings.ToLower(errText)
+	has := func(subs ...string) bool {
+		for _, sub := range subs {
+			if strings.Contains(s, sub) {
+				return true
+			}
+		}
+		return false
+	}
+	switch {
+	case has("no such host", "server misbehaving", "name resolution", "lookup "):
+		return ErrDNS
+	case has("connection refused", "no route to host", "network is unreachable", "host is unreachable"):
+		return ErrRefused
+	case has("connection reset", "broken pipe", "forcibly closed"):
+		return ErrReset
+	case has("timeout", "deadline exceeded", "timed out"):
+		return ErrTimeout
+	case has("eof", "server closed idle connection", "closed network connection"):
+		return ErrEOF
+	}
+	return ErrOther
+}
+
+// EventKind says what happened in the cluster or in the harness.
+type EventKind uint8
+
+// The event kinds. Their string names are part of the saved-timeline format.
+const (
+	EvUnknown              EventKind = iota // never recorded; the zero value
+	EvPodScheduled                          // Pod, Node: the pod was bound to a node
+	EvPodReady                              // Pod: the pod's Ready condition became true
+	EvPodNotReady                           // Pod: the pod's Ready condition became false
+	EvPodDeletionRequested                  // Pod: deletionTimestamp set (eviction or delete); SIGTERM follows
+	EvContainerExited                       // Pod: the app container terminated; ExitCode, Reason
+	EvEndpointAdded                         // IP, Pod: the address appeared in the Service's endpoints, ready
+	EvEndpointRemoved                       // IP, Pod: the address left the Service's endpoints
+	EvEndpointNotReady                      // IP, Pod: the address is present but not ready (also when first seen so)
+	EvEndpointReady                         // IP, Pod: the address became ready (also when first seen so)
+	EvNodeAdded                             // Node
+	EvNodeCordoned                          // Node
+	EvNodeUncordoned                        // Node
+	EvNodeDeleted                           // Node
+	EvNodeReady                             // Node
+	EvNodeNotReady                          // Node
+	EvEvictionRefused                       // Pod, Node: eviction refused (HTTP 429, a PodDisruptionBudget)
+	EvPhaseStart                            // Name: a rehearsal phase began ("baseline", "fault", "recovery")
+	EvPhaseEnd                              // Name: the phase ended
+	EvActionStart                           // Name: the harness began an action ("drain kind-worker2")
+	EvActionEnd                             // Name: the action finished; Detail holds an error, if any
+	EvFaultInjected                         // Name: a fault was applied
+	EvFaultReverted                         // Name: a fault was undone
+	EvNote                                  // Detail: free text
+	numEventKinds
+)
+
+var eventKindNames = [numEventKinds]string{
+	EvUnknown:              "Unknown",
+	EvPodScheduled:         "PodScheduled",
+	EvPodReady:             "PodReady",
+	EvPodNotReady:          "PodNotReady",
+	EvPodDeletionRequested: "PodDeletionRequested",
+	EvContainerExited:      "ContainerExited",
+	EvEndpointAdded:        "EndpointAdded",
+	EvEndpointRemoved:      "EndpointRemoved",
+	EvEndpointNotReady:     "EndpointNotReady",
+	EvEndpointReady:        "EndpointReady",
+	EvNodeAdded:            "NodeAdded",
+	EvNodeCordoned:         "NodeCordoned",
+	EvNodeUncordoned:       "NodeUncordoned",
+	EvNodeDeleted:          "NodeDeleted",
+	EvNodeReady:            "NodeReady",
+	EvNodeNotReady:         "NodeNotReady",
+	EvEvictionRefused:      "EvictionRefused",
+	EvPhaseStart:           "PhaseStart",
+	EvPhaseEnd:             "PhaseEnd",
+	EvActionStart:          "ActionStart",
+	EvActionEnd:            "ActionEnd",
+	EvFaultInjected:        "FaultInjected",
+	EvFaultReverted:        "FaultReverted",
+	EvNote:                 "Note",
+}
+
+func (k EventKind) String() string {
+	if k < numEventKinds {
+		return eventKindNames[k]
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// IsEndpoint reports whether the kind is one of the four endpoint events.
+func (k EventKind) IsEndpoint() bool {
+	switch k {
+	case EvEndpointAdded, EvEndpointRemoved, EvEndpointNotReady, EvEndpointReady:
+		return true
+	}
+	return false
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (k EventKind) MarshalText() ([]byte, error) {
+	if k >= numEventKinds {
+		return nil, fmt.Errorf("timeline: unknown event kind %d", uint8(k))
+	}
+	return []byte(eventKindNames[k]), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (k *EventKind) UnmarshalText(b []byte) error {
+	v, err := ParseEventKind(string(b))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
+
+// ParseEventKind is the inverse of EventKind.String.
+func ParseEventKind(s string) (EventKind, error) {
+	for i, n := range eventKindNames {
+		if n == s {
+			return EventKind(i), nil
+		}
+	}
+	return EvUnknown, fmt.Errorf("timeline: unknown event kind %q", s)
+}

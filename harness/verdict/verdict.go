@@ -1,0 +1,259 @@
+// Package verdict judges a rehearsal: pure functions from a timeline and a
+// set of thresholds to a Report, a list of checks that each passed or failed,
+// with the figures measured and, for a failure, a diagnosis naming the
+// failure class (the mission's catalogue numbers), the evidence and the fix.
+//
+// Nothing here talks to a cluster: verdicts work the same on a live
+// timeline, on one loaded from a saved run, and on a synthetic one in a test.
+package verdict
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Class is a failure class from the mission's catalogue ("What goes wrong
+// during upgrades"), by its number.
+type Class int
+
+// The classes verdicts can diagnose. ClassNone is used when the rehearsal
+// could not judge (no requests, no events) or no catalogue class explains
+// what was seen.
+const (
+	ClassNone               Class = 0
+	ClassPDBBlocksDrain     Class = 2
+	ClassDNS                Class = 6
+	ClassNoGracefulShutdown Class = 7
+	ClassEndpointLag        Class = 8
+	ClassNotReadyTraffic    Class = 9
+	ClassZeroReady          Class = 10
+	ClassNoRetries          Class = 12
+)
+
+var classTitles = map[Class]string{
+	ClassNone:               "not a catalogued failure",
+	ClassPDBBlocksDrain:     "PodDisruptionBudget blocks the drain",
+	ClassDNS:                "name resolution broken",
+	ClassNoGracefulShutdown: "no graceful shutdown",
+	ClassEndpointLag:        "endpoint removal lags termination",
+	ClassNotReadyTraffic:    "traffic to pods that are not ready / readiness lies",
+	ClassZeroReady:          "no PodDisruptionBudget: zero ready endpoints",
+	ClassNoRetries:          "clients without retries",
+}
+
+// String is "class 8: endpoint removal lags termination".
+func (c Class) String() string {
+	t, ok := classTitles[c]
+	if !ok {
+		t = "unknown"
+	}
+	if c == ClassNone {
+		return t
+	}
+	return fmt.Sprintf("class %d: %s", int(c), t)
+}
+
+// Title is the class's name without its number.
+func (c Class) Title() string { return classTitles[c] }
+
+// Unit says how to read a Figure's value.
+type Unit string
+
+// Units of figures.
+const (
+	UnitCount   Unit = "count"
+	UnitRatio   Unit = "ratio"   // a fraction: 0.001 is 0.1 %
+	UnitSeconds Unit = "seconds" // durations and offsets
+)
+
+// Figure is one measured number.
+type Figure struct {
+	Name  string // snake_case, stable across runs so that nights can be compared
+	Value float64
+	Unit  Unit
+}
+
+func (f Figure) String() string {
+	switch f.Unit {
+	case UnitRatio:
+		return f.Name + "=" + pct(f.Value)
+	case UnitSeconds:
+		return f.Name + "=" + trimFloat(f.Value) + "s"
+	default:
+		return f.Name + "=" + trimFloat(f.Value)
+	}
+}
+
+func count(name string, n int) Figure { return Figure{Name: name, Value: float64(n), Unit: UnitCount} }
+func ratio(name string, r float64) Figure {
+	return Figure{Name: name, Value: r, Unit: UnitRatio}
+}
+func seconds(name string, d time.Duration) Figure {
+	return Figure{Name: name, Value: d.Seconds(), Unit: UnitSeconds}
+}
+
+// Evidence is one fact supporting a diagnosis: a sentence, and the subject,
+// times and count it is about, for reports to place on the timeline.
+type Evidence struct {
+	Text       string
+	Pod        string
+	Node       string
+	At         time.Duration // offset where it starts
+	Until      time.Duration // offset where it ends; equal to At for an instant
+	Count      int           // how many requests (or events) it covers
+	Correlated bool          // requests attributed to the pod by timeline correlation, not by its response headers
+}
+
+// Diagnosis says why a check failed and what to do.
+type Diagnosis struct {
+	Class    Class
+	Title    string // the class title, or what could not be judged
+	Evidence []Evidence
+	Fix      string // in words a person can act on
+}
+
+// Check is one verdict.
+type Check struct {
+	Name      string
+	Passed    bool
+	Summary   string // one line: what was measured, against what limit
+	Measured  []Figure
+	Diagnosis *Diagnosis // nil when passed
+}
+
+// Figure returns the named figure.
+func (c *Check) Figure(name string) (Figure, bool) {
+	for _, f := range c.Measured {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Figure{}, false
+}
+
+// String is one line: "FAIL graceful-shutdown: ... [class 8: ...]".
+func (c Check) String() string {
+	var b strings.Builder
+	if c.Passed {
+		b.WriteString("PASS ")
+	} else {
+		b.WriteString("FAIL ")
+	}
+	b.WriteString(c.Name)
+	b.WriteString(": ")
+	b.WriteString(c.Summary)
+	if c.Diagnosis != nil {
+		b.WriteString(" [")
+		if c.Diagnosis.Class != ClassNone {
+			b.WriteString(c.Diagnosis.Class.String())
+		} else {
+			b.WriteString(c.Diagnosis.Title)
+		}
+		b.WriteString("]")
+	}
+	return b.String()
+}
+
+// Report is the verdict on one rehearsal.
+type Report struct {
+	Checks []Check
+}
+
+// Passed reports whether every check passed.
+func (r Report) Passed() bool { return len(r.Failed()) == 0 }
+
+// Failed returns the checks that failed, in report order.
+func (r Report) Failed() []Check {
+	var out []Check
+	for _, c := range r.Checks {
+		if !c.Passed {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// Check returns the named check.
+func (r Report) Check(name string) (Check, bool) {
+	for _, c := range r.Checks {
+		if c.Name == name {
+			return c, true
+		}
+	}
+	return Check{}, false
+}
+
+// Diagnoses returns the classes diagnosed by failed checks, in report order,
+// without repeats.
+func (r Report) Diagnoses() []Class {
+	var out []Class
+	seen := map[Class]bool{}
+	for _, c := range r.Checks {
+		if c.Diagnosis != nil && !seen[c.Diagnosis.Class] {
+			seen[c.Diagnosis.Class] = true
+			out = append(out, c.Diagnosis.Class)
+		}
+	}
+	return out
+}
+
+// String prints one line per check, for test logs.
+func (r Report) String() string {
+	var b strings.Builder
+	for _, c := range r.Checks {
+		b.WriteString(c.String())
+		b.WriteByte('\n')
+	}
+	return b.String()
+}
+
+// at formats an offset for evidence: "12.345s".
+func at(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) + "s"
+}
+
+// dur formats a duration for people: "1.2 s", "85 ms".
+func dur(d time.Duration) string {
+	if d < 0 {
+		return "-" + dur(-d)
+	}
+	if d < time.Second {
+		return trimFloat(float64(d.Microseconds())/1000) + " ms"
+	}
+	return trimFloat(d.Seconds()) + " s"
+}
+
+// trimFloat prints up to 3 decimals without trailing zeros.
+func trimFloat(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 3, 64)
+	if strings.Contains(s, ".") {
+		s = strings.TrimRight(strings.TrimRight(s, "0"), ".")
+	}
+	return s
+}
+
+// pct formats a ratio as a percentage: "0.12%".
+func pct(r float64) string {
+	p := r * 100
+	switch {
+	case p == 0:
+		return "0%"
+	case p < 0.01:
+		return strconv.FormatFloat(p, 'g', 2, 64) + "%"
+	case p >= 10:
+		return strconv.FormatFloat(p, 'f', 1, 64) + "%"
+	case p >= 1:
+		return strings.TrimRight(strings.TrimRight(strconv.FormatFloat(p, 'f', 2, 64), "0"), ".") + "%"
+	default:
+		return trimFloat(p) + "%"
+	}
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return strconv.Itoa(n) + " " + many
+}

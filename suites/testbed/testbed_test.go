@@ -1,0 +1,193 @@
+// Package testbed checks that this machine can host rehearsals: a kind
+// cluster of one control plane and two workers at the "from" Kubernetes
+// version, built without any registry, with working DNS, pod networking
+// across nodes and a NodePort on the host's loopback; then a worker at the
+// "to" version joins the running cluster, serves, and is removed cleanly.
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/pkg/env"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"rehearse/fixtures/netcheck"
+	"rehearse/fixtures/nodeimage"
+	"rehearse/harness/cluster"
+	"rehearse/harness/engine"
+	"rehearse/harness/smoke"
+)
+
+const (
+	clusterName = "rehearse-testbed"
+	nodePort    = 30080
+)
+
+var (
+	testenv  env.Environment
+	provider *cluster.Provider
+	hostPort int32
+	images   struct{ from, to nodeimage.Result }
+)
+
+func TestMain(m *testing.M) {
+	ctx := context.Background()
+	if err := prepare(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "testbed:", err)
+		os.Exit(1)
+	}
+	testenv = env.New()
+	testenv.Setup(envfuncs.CreateClusterWithOpts(provider, clusterName))
+	testenv.AfterEachFeature(func(ctx context.Context, _ *envconf.Config, t *testing.T, _ features.Feature) (context.Context, error) {
+		if t.Failed() {
+			dir := t.TempDir() + "/logs"
+			if os.Getenv("REHEARSE_LOG_DIR") != "" {
+				dir = os.Getenv("REHEARSE_LOG_DIR")
+			}
+			if err := provider.ExportLogs(ctx, dir); err == nil {
+				t.Logf("cluster logs exported to %s", dir)
+			}
+		}
+		return ctx, nil
+	})
+	testenv.Finish(envfuncs.DestroyCluster(clusterName))
+	os.Exit(testenv.Run(m))
+}
+
+// prepare makes sure Docker answers and both node images exist (built
+// offline on first use, seconds when cached), and picks a free host port.
+func prepare(ctx context.Context) error {
+	if err := engine.Ensure(ctx, engine.Options{}); err != nil {
+		return err
+	}
+	from, to := nodeimage.Versions()
+	var err error
+	if images.from, err = nodeimage.Image(ctx, nodeimage.Options{Version: from}); err != nil {
+		return err
+	}
+	if images.to, err = nodeimage.Image(ctx, nodeimage.Options{Version: to}); err != nil {
+		return err
+	}
+	if hostPort, err = freePort(); err != nil {
+		return err
+	}
+	provider = cluster.NewProvider(cluster.Config{
+		Name:      clusterName,
+		Image:     images.from.Image,
+		Workers:   2,
+		NodePorts: []cluster.PortMapping{{NodePort: nodePort, HostPort: hostPort}},
+		// The name is this suite's own: a leftover from an interrupted run
+		// is ours to replace.
+		ReplaceExisting: true,
+	})
+	return nil
+}
+
+func freePort() (int32, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return int32(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+func checker(t *testing.T) smoke.Checker {
+	return smoke.Checker{Client: provider.Client(), Namespace: "testbed", Image: netcheck.Image}
+}
+
+func TestTestBed(t *testing.T) {
+	worker1, worker2 := clusterName+"-worker", clusterName+"-worker2"
+	from, to := nodeimage.Versions()
+	var added string
+
+	f := features.New("kind test bed").
+		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			archive, err := netcheck.BuildArchive(ctx, mustModuleRoot(t), t.TempDir())
+			require.NoError(t, err)
+			require.NoError(t, provider.LoadImageArchive(ctx, archive))
+			require.NoError(t, checker(t).Prepare(ctx))
+			return ctx
+		}).
+		Assess("all nodes are Ready at version "+from, func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			nodes, err := provider.Client().CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			require.NoError(t, err)
+			require.Len(t, nodes.Items, 3)
+			for _, n := range nodes.Items {
+				require.True(t, cluster.NodeReady(&n), "node %s is not Ready", n.Name)
+				require.Equal(t, from, n.Status.NodeInfo.KubeletVersion, "kubelet version of %s", n.Name)
+			}
+			return ctx
+		}).
+		Assess("CoreDNS resolves kubernetes.default from a pod", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			require.NoError(t, checker(t).DNS(ctx, worker1))
+			return ctx
+		}).
+		Assess("a pod on worker 1 reaches a ClusterIP Service whose only backend runs on worker 2", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			require.NoError(t, checker(t).CrossNode(ctx, worker1, worker2))
+			return ctx
+		}).
+		Assess("a NodePort answers on 127.0.0.1 from the host", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			require.NoError(t, checker(t).NodePort(ctx, worker2, nodePort, hostPort))
+			return ctx
+		}).
+		Assess("a worker at version "+to+" joins the running cluster and serves", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			start := time.Now()
+			name, err := provider.AddWorker(ctx, cluster.WorkerSpec{Image: images.to.Image})
+			added = name
+			require.NoError(t, err)
+			t.Logf("worker %s (%s) Ready %s after docker run", name, to, time.Since(start).Round(time.Second))
+			node, err := provider.Client().CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			require.NoError(t, err)
+			require.Equal(t, to, node.Status.NodeInfo.KubeletVersion)
+			// Pod networking both ways: into the new node through a Service,
+			// and out of it to a backend on an old node.
+			require.NoError(t, checker(t).CrossNode(ctx, worker1, name))
+			require.NoError(t, checker(t).CrossNode(ctx, name, worker2))
+			return ctx
+		}).
+		Assess("removing the worker leaves no Node and no container", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			require.NotEmpty(t, added, "no worker was added")
+			require.NoError(t, provider.Cluster.RemoveNode(ctx, added))
+			_, err := provider.Client().CoreV1().Nodes().Get(ctx, added, metav1.GetOptions{})
+			require.True(t, apierrors.IsNotFound(err), "Node %s still exists (err=%v)", added, err)
+			nodes, err := provider.ListNode(ctx)
+			require.NoError(t, err)
+			for _, n := range nodes {
+				require.NotEqual(t, added, n.Name, "container %s still exists", added)
+			}
+			return ctx
+		}).
+		Teardown(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			_ = checker(t).Cleanup(ctx)
+			return ctx
+		}).
+		Feature()
+	testenv.Test(t, f)
+}
+
+func TestRemoveNodeRefusesTheControlPlane(t *testing.T) {
+	err := provider.Cluster.RemoveNode(context.Background(), clusterName+"-control-plane")
+	require.Error(t, err)
+	require.True(t, strings.Contains(err.Error(), "control-plane"), err.Error())
+	_, err = provider.Client().CoreV1().Nodes().Get(context.Background(), clusterName+"-control-plane", metav1.GetOptions{})
+	require.NoError(t, err, "the control plane must still be there")
+}
+
+func mustModuleRoot(t *testing.T) string {
+	root, err := engine.FindModuleRoot()
+	require.NoError(t, err)
+	return root
+}
+
