@@ -190,4 +190,3 @@ func mustModuleRoot(t *testing.T) string {
 	require.NoError(t, err)
 	return root
 }
-
