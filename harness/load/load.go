@@ -1,0 +1,303 @@
+package load
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	vegeta "github.com/tsenart/vegeta/v12/lib"
+
+	"rehearse/harness/timeline"
+)
+
+// Why a run ended (Summary.Stopped).
+const (
+	StoppedDuration = "duration elapsed"
+	StoppedByStop   = "stopped"
+	StoppedContext  = "context ended" // an abort: in-flight requests were cut and abandoned
+)
+
+// abortGrace is how long an aborted run waits for its last results.
+const abortGrace = 100 * time.Millisecond
+
+// Generator is one load run: a constant rate against one target, for a
+// bounded duration. It runs once; build another for another run. Its methods
+// are safe for concurrent use.
+type Generator struct {
+	cfg config
+
+	mu      sync.Mutex
+	started bool
+	done    chan struct{} // closed when the run ended and sum/err are set
+	sum     Summary
+	err     error
+
+	stopOnce sync.Once
+	stopc    chan struct{}
+}
+
+// New checks the settings and returns a Generator for target, an http:// or
+// https:// URL. Every invalid setting is reported at once, each with the
+// option that fixes it.
+func New(target string, opts ...Option) (*Generator, error) {
+	cfg := defaultConfig(target)
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &Generator{cfg: cfg, stopc: make(chan struct{})}, nil
+}
+
+// String describes the load: "load: GET http://x/ at 500 rps for 1m0s
+// (timeout 2s, keep-alive on)".
+func (g *Generator) String() string {
+	ka := "on"
+	if !g.cfg.keepAlive {
+		ka = "off"
+	}
+	return fmt.Sprintf("%s: %s %s at %d rps for %v (timeout %v, keep-alive %s, max %d in flight)",
+		g.cfg.name, g.cfg.method, g.cfg.target, g.cfg.rate, g.cfg.duration, g.cfg.timeout, ka, g.cfg.maxWorkers())
+}
+
+// Run sends the load, recording every result in tl, until the duration
+// elapsed, Stop was called or ctx ended, and returns the summary. When ctx
+// ended it returns the summary of what was recorded and ctx's error.
+func (g *Generator) Run(ctx context.Context, tl *timeline.Timeline) (Summary, error) {
+	if err := g.Start(ctx, tl); err != nil {
+		return Summary{}, err
+	}
+	return g.Wait()
+}
+
+// Start begins the load in the background; Wait collects its summary. It
+// fails if the Generator already ran or tl is nil.
+func (g *Generator) Start(ctx context.Context, tl *timeline.Timeline) error {
+	if tl == nil {
+		return errors.New("load: Start needs a timeline: pass timeline.New(time.Now())")
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.started {
+		return errors.New("load: this Generator already ran: build a new one with load.New for another run")
+	}
+	g.started = true
+	g.done = make(chan struct{})
+	go func() {
+		sum, err := g.run(ctx, tl)
+		g.mu.Lock()
+		g.sum, g.err = sum, err
+		g.mu.Unlock()
+		close(g.done)
+	}()
+	return nil
+}
+
+// Wait blocks until the run ends and returns its summary (and the context's
+// error if the context ended it).
+func (g *Generator) Wait() (Summary, error) {
+	g.mu.Lock()
+	done := g.done
+	g.mu.Unlock()
+	if done == nil {
+		return Summary{}, errors.New("load: Wait before Start: call Start (or Run) first")
+	}
+	<-done
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.sum, g.err
+}
+
+// Stop ends the load early: no new requests are sent, the ones in flight
+// finish (within the timeout) and are recorded. It may be called any number
+// of times, before, during or after the run; a Generator stopped before it
+// started sends nothing.
+func (g *Generator) Stop() { g.stopOnce.Do(func() { close(g.stopc) }) }
+
+// Done is closed when the run has ended (nil before Start).
+func (g *Generator) Done() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.done
+}
+
+func (g *Generator) run(ctx context.Context, tl *timeline.Timeline) (Summary, error) {
+	c := &g.cfg
+	sum := Summary{Name: c.name, Target: c.target, Rate: c.rate}
+	if err := ctx.Err(); err != nil {
+		sum.Stopped = StoppedContext
+		return sum, err
+	}
+	select {
+	case <-g.stopc:
+		sum.Stopped = StoppedByStop
+		return sum, nil
+	default:
+	}
+
+	d := newDialer(c.timeout)
+	client, tr := newClient(c, d)
+	defer tr.CloseIdleConnections()
+	workers := c.maxWorkers()
+	atk := vegeta.NewAttacker(
+		vegeta.Client(client),
+		vegeta.Workers(uint64(min(workers, max(10, c.rate/50)))),
+		vegeta.MaxWorkers(uint64(workers)),
+		vegeta.MaxBody(0), // the body is drained, never kept: only status and headers matter
+	)
+	target := vegeta.Target{Method: c.method, URL: c.target, Body: c.body, Header: c.header}
+	pacer := vegeta.ConstantPacer{Freq: c.rate, Per: time.Second}
+
+	begin := time.Now()
+	tl.AddEvent(timeline.Event{Offset: tl.Since(begin), Kind: timeline.EvNote,
+		Detail: "load started: " + g.String()})
+	results := atk.Attack(vegeta.NewStaticTargeter(target), pacer, c.duration, c.name)
+
+	var (
+		rec      recorder
+		ctxDone  = ctx.Done()
+		stopc    = g.stopc
+		abortAt  time.Time
+		stopped  = StoppedDuration
+		abandons int
+		grace    <-chan time.Time
+	)
+	rec.tl = tl
+loop:
+	for {
+		select {
+		case <-grace:
+			// vegeta's pacer may sleep up to one interval before it sees the
+			// stop: leave the last results, all abandoned, to a drainer.
+			go func() {
+				for range results {
+				}
+			}()
+			break loop
+		case res, ok := <-results:
+			if !ok {
+				break loop
+			}
+			if !abortAt.IsZero() && !res.End().Before(abortAt) {
+				abandons++ // cut short by the abort, or sent after it
+				continue
+			}
+			rec.record(res)
+		case <-stopc:
+			stopc = nil
+			if abortAt.IsZero() {
+				stopped = StoppedByStop
+			}
+			atk.Stop()
+		case <-ctxDone:
+			ctxDone = nil
+			abortAt = time.Now()
+			stopped = StoppedContext
+			atk.Stop()
+			d.abort()
+			grace = time.After(abortGrace)
+		}
+	}
+
+	sum = rec.summary(sum)
+	sum.Stopped = stopped
+	sum.Abandoned = abandons
+	tl.Note("load ended (" + stopped + "): " + sum.String())
+	if !abortAt.IsZero() {
+		return sum, ctx.Err()
+	}
+	return sum, nil
+}
+
+// Canonical forms of the attribution headers, computed once: looking up a
+// non-canonical name (timeline.HeaderPodIP is "X-Pod-IP") canonicalises it on
+// every call, an allocation per request.
+var (
+	keyPod         = http.CanonicalHeaderKey(timeline.HeaderPodName)
+	keyNode        = http.CanonicalHeaderKey(timeline.HeaderNodeName)
+	keyPodIP       = http.CanonicalHeaderKey(timeline.HeaderPodIP)
+	keyTerminating = http.CanonicalHeaderKey(timeline.HeaderTerminating)
+)
+
+func first(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// attribute is timeline.Request.SetAttribution without its per-call
+// allocation; TestAttributeMatchesTimeline keeps the two in step.
+func attribute(r *timeline.Request, h http.Header) {
+	if h == nil {
+		return
+	}
+	r.Pod = first(h, keyPod)
+	r.Node = first(h, keyNode)
+	r.PodIP = first(h, keyPodIP)
+	t := first(h, keyTerminating)
+	r.Terminating = strings.EqualFold(t, "true") || t == "1" || strings.EqualFold(t, "yes")
+}
+
+// recorder turns vegeta results into timeline requests and keeps the counts.
+// It belongs to the one goroutine reading the results.
+type recorder struct {
+	tl          *timeline.Timeline
+	sent, ok    int
+	byKind      [256]int // indexed by timeline.ErrorKind
+	first, last time.Duration
+	maxLatency  time.Duration
+	sumLatency  time.Duration
+}
+
+func (r *recorder) record(res *vegeta.Result) {
+	req := timeline.Request{
+		Offset:  r.tl.Since(res.Timestamp),
+		Latency: res.Latency,
+		Code:    int(res.Code),
+		ErrText: res.Error,
+	}
+	req.Err = timeline.ClassifyError(req.Code, req.ErrText)
+	attribute(&req, res.Headers)
+	r.tl.AddRequest(req)
+
+	if r.sent == 0 || req.Offset < r.first {
+		r.first = req.Offset
+	}
+	if r.sent == 0 || req.Offset > r.last {
+		r.last = req.Offset
+	}
+	r.sent++
+	if req.Err == timeline.ErrNone {
+		r.ok++
+	}
+	r.byKind[req.Err]++
+	r.maxLatency = max(r.maxLatency, req.Latency)
+	r.sumLatency += req.Latency
+}
+
+func (r *recorder) summary(s Summary) Summary {
+	s.Sent, s.Succeeded, s.Failed = r.sent, r.ok, r.sent-r.ok
+	s.First, s.Last = r.first, r.last
+	if r.sent > 1 && r.last > r.first {
+		s.Achieved = float64(r.sent-1) / (r.last - r.first).Seconds()
+	}
+	if r.sent > 0 {
+		s.MeanLatency = r.sumLatency / time.Duration(r.sent)
+	}
+	s.MaxLatency = r.maxLatency
+	for k, n := range r.byKind {
+		if n > 0 && timeline.ErrorKind(k) != timeline.ErrNone {
+			if s.ByKind == nil {
+				s.ByKind = map[timeline.ErrorKind]int{}
+			}
+			s.ByKind[timeline.ErrorKind(k)] = n
+		}
+	}
+	return s
+}

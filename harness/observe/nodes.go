@@ -1,0 +1,175 @@
+package observe
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"rehearse/harness/timeline"
+)
+
+// nodeTracker is the last state recorded of each node.
+type nodeTracker struct {
+	mu    sync.Mutex
+	nodes map[string]*nodeState
+}
+
+type nodeState struct {
+	uid      string
+	ready    bool
+	cordoned bool
+}
+
+func (t *nodeTracker) init() { t.nodes = map[string]*nodeState{} }
+
+func (o *Observer) nodeAdded(obj any, initial bool) {
+	if n, ok := obj.(*corev1.Node); ok {
+		o.nodeChanged(n, initial)
+	}
+}
+
+func (o *Observer) nodeUpdated(obj any) {
+	if n, ok := obj.(*corev1.Node); ok {
+		o.nodeChanged(n, false)
+	}
+}
+
+func (o *Observer) nodeDeleted(obj any) {
+	n, ok := unwrap(obj).(*corev1.Node)
+	if !ok {
+		return
+	}
+	at := o.tl.Now()
+	t := &o.nds
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, seen := t.nodes[n.Name]; !seen {
+		return
+	}
+	delete(t.nodes, n.Name)
+	o.emit(timeline.Event{Offset: at, Kind: timeline.EvNodeDeleted, Node: n.Name, Detail: "node deleted"})
+}
+
+// nodeChanged records a node's transitions. A node that joins after the
+// start is NodeAdded, then NodeReady once its kubelet reports Ready (a new
+// node is not ready at first, which is not worth an event); the initial
+// state says whether each node is ready and which are cordoned.
+func (o *Observer) nodeChanged(n *corev1.Node, initial bool) {
+	at := o.when(initial)
+	t := &o.nds
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	pre := initialPrefix(initial)
+	base := timeline.Event{Offset: at, Node: n.Name}
+	var es []timeline.Event
+	add := func(kind timeline.EventKind, detail string) {
+		e := base
+		e.Kind, e.Detail = kind, pre+detail
+		es = append(es, e)
+	}
+	st := t.nodes[n.Name]
+	if st != nil && st.uid != string(n.UID) {
+		add(timeline.EvNodeDeleted, "replaced by a new node of the same name")
+		st = nil
+	}
+	fresh := st == nil
+	if fresh {
+		st = &nodeState{uid: string(n.UID)}
+		t.nodes[n.Name] = st
+		if !initial {
+			add(timeline.EvNodeAdded, nodeInfo(n))
+		}
+	}
+	cond := nodeReadyCondition(n)
+	ready := cond != nil && cond.Status == corev1.ConditionTrue
+	switch {
+	case ready && (fresh || !st.ready):
+		detail := "Ready"
+		if cond != nil {
+			detail += " since " + stamp(&cond.LastTransitionTime)
+		}
+		if initial {
+			detail += "; " + nodeInfo(n)
+		}
+		add(timeline.EvNodeReady, detail)
+	case !ready && (st.ready || (fresh && initial)):
+		add(timeline.EvNodeNotReady, nodeNotReadyDetail(cond))
+	}
+	st.ready = ready
+	if n.Spec.Unschedulable != st.cordoned || (fresh && n.Spec.Unschedulable) {
+		if n.Spec.Unschedulable {
+			add(timeline.EvNodeCordoned, "spec.unschedulable set"+taintText(n))
+		} else {
+			add(timeline.EvNodeUncordoned, "spec.unschedulable cleared"+taintText(n))
+		}
+	}
+	st.cordoned = n.Spec.Unschedulable
+	o.emit(es...)
+}
+
+func nodeReadyCondition(n *corev1.Node) *corev1.NodeCondition {
+	for i := range n.Status.Conditions {
+		if n.Status.Conditions[i].Type == corev1.NodeReady {
+			return &n.Status.Conditions[i]
+		}
+	}
+	return nil
+}
+
+func nodeNotReadyDetail(c *corev1.NodeCondition) string {
+	if c == nil {
+		return "no Ready condition"
+	}
+	s := "Ready=" + string(c.Status)
+	if c.Reason != "" {
+		s += " (" + c.Reason
+		if c.Message != "" {
+			s += ": " + c.Message
+		}
+		s += ")"
+	}
+	return s + " since " + stamp(&c.LastTransitionTime)
+}
+
+// nodeInfo describes what an upgrade changes on a node: the kubelet version
+// and the OS image, and the node image where the provider labels it.
+func nodeInfo(n *corev1.Node) string {
+	ni := n.Status.NodeInfo
+	var parts []string
+	if ni.KubeletVersion != "" {
+		parts = append(parts, "kubelet "+ni.KubeletVersion)
+	}
+	if ni.OSImage != "" {
+		parts = append(parts, "os "+ni.OSImage)
+	}
+	if ni.KernelVersion != "" {
+		parts = append(parts, "kernel "+ni.KernelVersion)
+	}
+	if ni.ContainerRuntimeVersion != "" {
+		parts = append(parts, "runtime "+ni.ContainerRuntimeVersion)
+	}
+	for _, l := range []string{"kubernetes.azure.com/node-image-version", "kubernetes.azure.com/agentpool"} {
+		if v := n.Labels[l]; v != "" {
+			parts = append(parts, l+"="+v)
+		}
+	}
+	if len(parts) == 0 {
+		return "node " + n.Name
+	}
+	return fmt.Sprintf("node %s: %s", n.Name, strings.Join(parts, ", "))
+}
+
+func taintText(n *corev1.Node) string {
+	if len(n.Spec.Taints) == 0 {
+		return ""
+	}
+	ts := make([]string, 0, len(n.Spec.Taints))
+	for _, t := range n.Spec.Taints {
+		ts = append(ts, t.Key+":"+string(t.Effect))
+	}
+	sort.Strings(ts)
+	return "; taints " + strings.Join(ts, ", ")
+}
