@@ -147,11 +147,9 @@ func smokeChecks(ctx context.Context, c *cluster.Cluster, f clusterFlags) error 
 	if err := c.LoadImageArchive(ctx, archive); err != nil {
 		return err
 	}
-	chk := smoke.Checker{Client: c.Client(), Namespace: "rehearse-smoke", Image: netcheck.Image}
-	_ = chk.Cleanup(ctx)
-	if err := waitGone(ctx, chk); err != nil {
-		return err
-	}
+	// A namespace of its own per run: a previous run's may still be terminating.
+	ns := fmt.Sprintf("rehearse-smoke-%d", time.Now().Unix())
+	chk := smoke.Checker{Client: c.Client(), Namespace: ns, Image: netcheck.Image}
 	if err := chk.Prepare(ctx); err != nil {
 		return err
 	}
@@ -180,20 +178,6 @@ func smokeChecks(ctx context.Context, c *cluster.Cluster, f clusterFlags) error 
 		}
 	}
 	return nil
-}
-
-// waitGone waits for a previous run's namespace to finish terminating.
-func waitGone(ctx context.Context, chk smoke.Checker) error {
-	deadline := time.Now().Add(time.Minute)
-	for time.Now().Before(deadline) {
-		if err := chk.Prepare(ctx); err == nil {
-			return chk.Cleanup(ctx)
-		} else if !strings.Contains(err.Error(), "being terminated") {
-			return err
-		}
-		time.Sleep(time.Second)
-	}
-	return fmt.Errorf("namespace %s is still terminating after a minute", chk.Namespace)
 }
 
 func clusterDown(ctx context.Context, args []string) error {

@@ -55,7 +55,7 @@ func New(target string, opts ...Option) (*Generator, error) {
 }
 
 // String describes the load: "load: GET http://x/ at 500 rps for 1m0s
-// (timeout 2s, keep-alive on)".
+// (timeout 2s, keep-alive on, max 1000 in flight)".
 func (g *Generator) String() string {
 	ka := "on"
 	if !g.cfg.keepAlive {

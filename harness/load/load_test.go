@@ -151,23 +151,34 @@ func TestFailureWindowIsClassifiedHTTP5xx(t *testing.T) {
 	sum, err := g.Run(context.Background(), tl)
 	require.NoError(t, err)
 
-	assert.InDelta(t, 60, sum.Failed, 6, "300 ms at 200 rps")
+	// About 60 (300 ms at 200 rps); fewer or more when a busy machine stalls
+	// the pacer and it catches up later: the check that matters is below.
+	assert.Greater(t, sum.Failed, 10)
 	assert.Equal(t, map[timeline.ErrorKind]int{timeline.ErrHTTP5xx: sum.Failed}, sum.ByKind)
 
+	// The failures are exactly the requests that arrived in the window. The
+	// app decides on arrival, somewhere between the send offset the timeline
+	// holds and the answer (usually within a millisecond of the send, but a
+	// busy machine can stall a request longer), so a request failed only if
+	// [Offset, End] meets the window, and succeeded only if it does not lie
+	// wholly inside.
 	reqs, _ := requestsOf(tl)
 	winFrom, winUntil := tl.Since(from), tl.Since(until)
-	slack := 5 * time.Millisecond // send to arrival
+	const slack = time.Millisecond // the wall clock (the app's) against the monotonic one (ours)
+	var inside int
 	for _, r := range reqs {
 		if r.OK() {
+			assert.False(t, r.Offset >= winFrom+slack && r.End() < winUntil-slack, "answered in the window: %+v", r)
 			continue
 		}
+		inside++
+		assert.True(t, r.End() >= winFrom-slack && r.Offset < winUntil+slack, "failed outside the window: %+v", r)
 		assert.Equal(t, timeline.ErrHTTP5xx, r.Err)
 		assert.Equal(t, 500, r.Code)
 		assert.Contains(t, r.ErrText, "500")
 		assert.Equal(t, testPod, r.Pod, "a 5xx answer is attributed too")
-		assert.GreaterOrEqual(t, r.Offset, winFrom-slack)
-		assert.Less(t, r.Offset, winUntil)
 	}
+	assert.Equal(t, sum.Failed, inside)
 }
 
 func TestStoppedServerIsClassifiedRefused(t *testing.T) {
@@ -176,13 +187,14 @@ func TestStoppedServerIsClassifiedRefused(t *testing.T) {
 	g, err := New(a.url, Rate(100), Duration(time.Second))
 	require.NoError(t, err)
 
-	var closedAt time.Duration
+	closed := make(chan time.Duration, 1)
 	time.AfterFunc(400*time.Millisecond, func() {
-		closedAt = tl.Now()
+		closed <- tl.Now()
 		_ = a.srv.Close()
 	})
 	sum, err := g.Run(context.Background(), tl)
 	require.NoError(t, err)
+	closedAt := <-closed
 
 	reqs, _ := requestsOf(tl)
 	var before, refusedAfter, after int
@@ -200,8 +212,9 @@ func TestStoppedServerIsClassifiedRefused(t *testing.T) {
 			}
 		}
 	}
-	assert.InDelta(t, 40, before, 6)
-	assert.InDelta(t, 60, after, 6)
+	// About 40 and 60; the exact split depends on when the timer fired.
+	assert.Greater(t, before, 25)
+	assert.Greater(t, after, 40)
 	assert.Equal(t, after, refusedAfter)
 	assert.GreaterOrEqual(t, sum.ByKind[timeline.ErrRefused], refusedAfter)
 }
@@ -224,8 +237,11 @@ func TestContextCancelAbortsPromptly(t *testing.T) {
 	assert.ErrorIs(t, err, context.Canceled)
 	assert.Less(t, returned, 250*time.Millisecond, "an abort must not wait for answers")
 	assert.Equal(t, StoppedContext, sum.Stopped)
-	assert.InDelta(t, 30, sum.Abandoned, 10, "the requests in flight at the abort")
-	assert.InDelta(t, 40, sum.Sent, 10, "answered before the abort")
+	// About 30 in flight and 40 answered; the split moves when a busy machine
+	// stalls the pacer or the server.
+	assert.Greater(t, sum.Abandoned, 10, "the requests in flight at the abort")
+	assert.Greater(t, sum.Sent, 10, "answered before the abort")
+	assert.InDelta(t, 70, sum.Sent+sum.Abandoned, 20)
 	assert.Zero(t, sum.Failed, "the abort's own casualties are not recorded as failures")
 
 	reqs, notes := requestsOf(tl)
@@ -285,8 +301,9 @@ func TestStopIsIdempotentAndLetsInFlightFinish(t *testing.T) {
 	assert.InDelta(t, 50, sum.Sent, 10, "the in-flight requests are recorded")
 	assert.Equal(t, sum.Sent, sum.Succeeded)
 	assert.Zero(t, sum.Abandoned)
+	// At most a tick already due goes out while the stop reaches the pacer.
 	for _, r := range tl.Requests() {
-		assert.Less(t, r.Offset, stopAt+15*time.Millisecond, "nothing sent after Stop")
+		assert.Less(t, r.Offset, stopAt+50*time.Millisecond, "nothing sent after Stop")
 	}
 
 	// Stopped before it started: sends nothing.
