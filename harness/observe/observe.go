@@ -77,7 +77,7 @@ var DefaultEventReasons = []string{
 	"Evicted",              // node-pressure eviction by the kubelet
 	"TaintManagerEviction", // a NoExecute taint evicts the pod
 	"NodeNotReady",         // the node controller marks the pod's node not ready
-	"Scheduled",            // the scheduler bound the pod
+	"SandboxChanged",       // the pod's sandbox is recreated (its node rebooted or its runtime restarted)
 }
 
 // Option configures an Observer.
@@ -207,9 +207,9 @@ func New(client kubernetes.Interface, tl *timeline.Timeline, target Target, opts
 // left running. The watches run until Stop is called or ctx is cancelled.
 func (o *Observer) Start(ctx context.Context) error {
 	o.lifeMu.Lock()
-	if o.started {
+	if o.started || o.stopped {
 		o.lifeMu.Unlock()
-		return errors.New("observe: Start called twice")
+		return errors.New("observe: an Observer starts once, and not after Stop")
 	}
 	o.started = true
 	o.startAt = o.tl.Now()
@@ -225,7 +225,7 @@ func (o *Observer) Start(ctx context.Context) error {
 	}
 	o.lifeMu.Unlock()
 
-	err := wait.PollUntilContextTimeout(ctx, 20*time.Millisecond, o.syncTimeout, true, func(context.Context) (bool, error) {
+	err := wait.PollUntilContextTimeout(runCtx, 20*time.Millisecond, o.syncTimeout, true, func(context.Context) (bool, error) {
 		done := true
 		for _, w := range o.watches {
 			w.mu.Lock()
@@ -241,10 +241,17 @@ func (o *Observer) Start(ctx context.Context) error {
 		return done, nil
 	})
 	if err != nil {
+		err = o.startError(ctx, err)
 		o.Stop()
-		return o.startError(ctx, err)
+		return err
 	}
 	return nil
+}
+
+func (o *Observer) isStopped() bool {
+	o.lifeMu.Lock()
+	defer o.lifeMu.Unlock()
+	return o.stopped
 }
 
 // startError explains why Start failed.
@@ -259,6 +266,9 @@ func (o *Observer) startError(ctx context.Context, err error) error {
 	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("observe: start interrupted: %w", ctx.Err())
+	}
+	if o.isStopped() {
+		return errors.New("observe: stopped while starting")
 	}
 	var pending []string
 	for _, w := range o.watches {
@@ -392,8 +402,11 @@ const watchNoteEvery = 30 * time.Second
 // unauthorized) ends Start; after it, failures are noted on the timeline,
 // since the observer may miss changes until the watch recovers.
 func (o *Observer) watchError(w *watched, err error) {
-	if err == nil || errors.Is(err, io.EOF) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
+	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
 		return // the watch ended normally, or must relist: the reflector handles it
+	}
+	if o.isStopped() {
+		return
 	}
 	w.mu.Lock()
 	w.lastErr = err

@@ -619,3 +619,33 @@ func TestNewValidates(t *testing.T) {
 	o.Stop() // without Start
 	o.Stop()
 }
+
+func TestStopWhileStarting(t *testing.T) {
+	cs := fake.NewClientset()
+	cs.PrependReactor("list", "pods", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, nil, fmt.Errorf("connection refused")
+	})
+	o, err := New(cs, timeline.New(time.Now()), Target{Namespace: ns}, WithSyncTimeout(10*time.Second), WithoutNodes(), WithoutEvents())
+	require.NoError(t, err)
+	time.AfterFunc(100*time.Millisecond, o.Stop)
+	began := time.Now()
+	err = o.Start(bg)
+	require.Error(t, err)
+	assert.Less(t, time.Since(began), 5*time.Second)
+	assert.Contains(t, err.Error(), "stopped while starting")
+}
+
+func TestForceDeletedReadyPod(t *testing.T) {
+	r := start(t, []runtime.Object{pod("web-1", "n1", "10.0.0.1", true)}, WithoutNodes(), WithoutEvents())
+	r.waitKinds(2, isPod)
+	require.NoError(t, r.cs.CoreV1().Pods(ns).Delete(bg, "web-1", metav1.DeleteOptions{GracePeriodSeconds: ptr(int64(0))}))
+	got := r.waitKinds(5, isPod)
+	assert.Equal(t, []timeline.EventKind{timeline.EvPodDeletionRequested, timeline.EvPodNotReady, timeline.EvNote}, kinds(got[2:]), dump(got))
+	for _, e := range got[2:] {
+		assert.Equal(t, "web-1", e.Pod)
+		assert.Equal(t, "10.0.0.1", e.IP)
+	}
+	lc := timeline.PodLifecycles(r.tl.Events())
+	require.Len(t, lc, 1)
+	assert.Equal(t, []timeline.Interval{{From: r.o.startAt, To: got[3].Offset}}, lc[0].ReadyIntervals)
+}
