@@ -111,4 +111,3 @@ func podNames(ctx context.Context, client kubernetes.Interface, d *appsv1.Deploy
 	}
 	return names, nil
 }
-
