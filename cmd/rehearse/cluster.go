@@ -153,7 +153,7 @@ func smokeChecks(ctx context.Context, c *cluster.Cluster, f clusterFlags) error 
 	if err := chk.Prepare(ctx); err != nil {
 		return err
 	}
-	defer chk.Cleanup(context.WithoutCancel(ctx))
+	defer func() { _ = chk.Cleanup(context.WithoutCancel(ctx)) }()
 	w1, w2 := f.name+"-worker", f.name+"-worker2"
 	if f.workers < 2 {
 		w2 = w1
@@ -208,14 +208,21 @@ func clusterDown(ctx context.Context, args []string) error {
 	return nil
 }
 
-// runRehearsal is `make rehearse`: for now a cluster up, the smoke checks,
-// and the cluster down again, also when a check fails or on Ctrl-C.
+// runRehearsal is `make rehearse`: a cluster up, the smoke checks, then the
+// application (the rehearsal app, or the user's own) restarted under load and
+// judged; the cluster is deleted again at the end, also when something fails
+// or on Ctrl-C.
 func runRehearsal(ctx context.Context, args []string) error {
 	var f clusterFlags
 	fs := newFlags("run")
 	f.register(fs, "rehearse-run")
 	keep := fs.Bool("keep", false, "keep the cluster after the rehearsal (delete it with `rehearse cluster down --name ...`)")
+	var r rehearsalFlags
+	r.register(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if err := r.validate(); err != nil {
 		return err
 	}
 	f.replace = true // the run's own cluster name: a leftover is ours
@@ -232,6 +239,5 @@ func runRehearsal(ctx context.Context, args []string) error {
 	if err := smokeChecks(ctx, c, f); err != nil {
 		return err
 	}
-	fmt.Println("rehearsal passed")
-	return nil
+	return r.rehearse(ctx, c, f)
 }

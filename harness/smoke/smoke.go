@@ -45,9 +45,17 @@ func (c Checker) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// Cleanup deletes the namespace and everything in it.
+// Cleanup deletes the namespace and everything in it. Services go first,
+// synchronously: that frees their node ports at once, for the rehearsal that
+// follows, while the rest of the namespace terminates in the background.
 func (c Checker) Cleanup(ctx context.Context) error {
-	err := c.Client.CoreV1().Namespaces().Delete(ctx, c.Namespace, metav1.DeleteOptions{})
+	svcs, err := c.Client.CoreV1().Services(c.Namespace).List(ctx, metav1.ListOptions{})
+	if err == nil {
+		for _, s := range svcs.Items {
+			_ = c.Client.CoreV1().Services(c.Namespace).Delete(ctx, s.Name, metav1.DeleteOptions{})
+		}
+	}
+	err = c.Client.CoreV1().Namespaces().Delete(ctx, c.Namespace, metav1.DeleteOptions{})
 	if apierrors.IsNotFound(err) {
 		return nil
 	}

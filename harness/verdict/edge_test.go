@@ -126,16 +126,17 @@ func TestReadyPodRemovedBeforeServingIsNotSlow(t *testing.T) {
 	assert.True(t, rs.Passed)
 	assert.Equal(t, 1.0, figure(t, rs, "pods_judged"))
 
-	// A Ready pod that gets nothing for 18 s is slow, and unreached.
+	// A Ready pod that gets nothing for 18 s could not show whether it
+	// serves: it is reported as idle, not failed (keep-alive clients stay
+	// on older pods; a well-behaved app must pass).
 	b = tt.New()
 	b.PodStart("web-a", "kind-worker", "10.244.1.1", 0, 0)
 	b.PodStart("web-b", "kind-worker", "10.244.1.2", S(1), S(2))
 	every(0, 20, 0.01, func(at float64) { b.OK(S(at), "web-a") })
 	rs = check(t, judge(t, b, verdict.DefaultThresholds()), verdict.CheckReadyToServe)
-	require.False(t, rs.Passed)
-	assert.Equal(t, verdict.ClassNone, rs.Diagnosis.Class)
-	assert.Equal(t, "Ready pods got no traffic", rs.Diagnosis.Title)
-	assert.Contains(t, evidenceText(rs.Diagnosis), "web-b (node kind-worker) was Ready at 2.000s and never served successfully in the 17.99 s it was routable under load; no request reached it meanwhile")
+	require.True(t, rs.Passed)
+	assert.Equal(t, 1.0, figure(t, rs, "pods_idle_after_ready"))
+	assert.Contains(t, rs.Summary, "1 pod got no traffic for up to 17.99 s after Ready")
 }
 
 func TestGapEvidenceNamesOnlyTheDescent(t *testing.T) {

@@ -729,7 +729,12 @@ func (a *analysis) readyToServeCheck() Check {
 	var worst time.Duration
 	var delays []time.Duration
 	d := &Diagnosis{Class: ClassNotReadyTraffic, Title: ClassNotReadyTraffic.Title(), Fix: fixReadiness}
-	unreached := 0
+	// A Ready pod that no request reached is not slow to serve: clients
+	// with keep-alive connections stay on older pods until those close,
+	// and a pod can only be judged on traffic it got. Such pods are shown
+	// (idle figures, summary), not failed.
+	var idle int
+	var worstIdle time.Duration
 	for _, ps := range starts {
 		if !ps.Judged {
 			continue
@@ -738,6 +743,11 @@ func (a *analysis) readyToServeCheck() Check {
 		delays = append(delays, ps.Delay)
 		worst = max(worst, ps.Delay)
 		if ps.Delay <= a.th.MaxReadyToServe {
+			continue
+		}
+		if ps.Errors == 0 {
+			idle++
+			worstIdle = max(worstIdle, ps.Delay)
 			continue
 		}
 		slow++
@@ -751,12 +761,7 @@ func (a *analysis) readyToServeCheck() Check {
 			ev.Text = fmt.Sprintf("%s (node %s) was Ready at %s and never served successfully in the %s it was routable under load",
 				ps.Pod, orDash(ps.Node), at(ps.Ready.At), dur(ps.Delay))
 		}
-		if ps.Errors > 0 {
-			ev.Text += fmt.Sprintf("; meanwhile %s failed there", plural(ps.Errors, "request", "requests"))
-		} else {
-			ev.Text += "; no request reached it meanwhile"
-			unreached++
-		}
+		ev.Text += fmt.Sprintf("; meanwhile %s failed there", plural(ps.Errors, "request", "requests"))
 		d.Evidence = append(d.Evidence, ev)
 	}
 	c := Check{
@@ -766,6 +771,7 @@ func (a *analysis) readyToServeCheck() Check {
 			count("pods_judged", judged), count("pods_slow", slow), count("pods_never_ready", len(never)),
 			seconds("max_ready_to_serve", worst), seconds("median_ready_to_serve", median(delays)),
 			seconds("limit_ready_to_serve", a.th.MaxReadyToServe),
+			count("pods_idle_after_ready", idle), seconds("max_idle_after_ready", worstIdle),
 		},
 	}
 	c.Summary = fmt.Sprintf("%s judged, slowest served %s after Ready, limit %s", plural(judged, "pod", "pods"),
@@ -773,13 +779,11 @@ func (a *analysis) readyToServeCheck() Check {
 	if len(never) > 0 {
 		c.Summary += fmt.Sprintf("; %s never Ready (%s)", plural(len(never), "pod", "pods"), strings.Join(never, ", "))
 	}
+	if idle > 0 {
+		c.Summary += fmt.Sprintf("; %s got no traffic for up to %s after Ready (not judged: clients' keep-alive "+
+			"connections stay on older pods, or endpoint changes reach the load balancer late)", plural(idle, "pod", "pods"), dur(worstIdle))
+	}
 	if !c.Passed {
-		if unreached == slow {
-			d.Class, d.Title = ClassNone, "Ready pods got no traffic"
-			d.Fix = "no request reached these pods for a long time after they were Ready: check how fast " +
-				"endpoint changes reach kube-proxy, the ingress or the mesh, and that the load rate is high " +
-				"enough to reach every pod"
-		}
 		c.Diagnosis = d
 	}
 	return c

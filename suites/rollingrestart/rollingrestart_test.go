@@ -21,10 +21,6 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/e2e-framework/pkg/env"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
@@ -33,8 +29,8 @@ import (
 	"rehearse/fixtures/app"
 	"rehearse/fixtures/netcheck"
 	"rehearse/fixtures/nodeimage"
-	"rehearse/harness/apply"
 	"rehearse/harness/cluster"
+	"rehearse/harness/deploy"
 	"rehearse/harness/engine"
 	"rehearse/harness/observe"
 	"rehearse/harness/rehearsal"
@@ -130,20 +126,15 @@ func rehearse(ctx context.Context, t *testing.T, key string, spec app.AppSpec) r
 	t.Helper()
 	spec.Namespace = "rr-" + key
 	spec.Service.NodePort = nodePorts[key]
-	manifests, err := spec.Manifests()
+	target, err := deploy.App(ctx, provider.RESTConfig(), provider.Client(), spec)
 	require.NoError(t, err)
-	deployNamespace(ctx, t, spec.Namespace)
-	ap, err := apply.New(provider.RESTConfig())
-	require.NoError(t, err)
-	require.NoError(t, ap.ApplyTyped(ctx, spec.Namespace, manifests.Objects()...))
-	waitAvailable(ctx, t, spec.Namespace, spec.Name)
-	return run(ctx, t, key, observe.Target{Namespace: spec.Namespace, PodSelector: spec.PodSelector(), Service: spec.Name}, spec.Name)
+	return run(ctx, t, key, target, spec.Name)
 }
 
 func run(ctx context.Context, t *testing.T, key string, target observe.Target, deployment string) rehearsal.Result {
 	t.Helper()
 	url := fmt.Sprintf("http://127.0.0.1:%d/", hostPorts[nodePorts[key]])
-	waitServing(ctx, t, url)
+	require.NoError(t, deploy.WaitServing(ctx, url))
 	res, err := rehearsal.Run(ctx, provider.Client(), rehearsal.Plan{
 		Target: target, URL: url, Rate: 200,
 		Baseline: 5 * time.Second, Recovery: 5 * time.Second,
@@ -259,49 +250,9 @@ spec:
 func rehearseUserApp(ctx context.Context, t *testing.T) rehearsal.Result {
 	dir := t.TempDir()
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "shop.yaml"), []byte(fmt.Sprintf(userManifests, netcheck.Image)), 0o644))
-	objs, err := apply.Load(dir)
-	require.NoError(t, err)
-	ns := "rr-user-app"
-	deployNamespace(ctx, t, ns)
-	ap, err := apply.New(provider.RESTConfig())
-	require.NoError(t, err)
-	require.NoError(t, ap.Apply(ctx, ns, objs...))
-	entry, err := apply.NodePortEntry(ctx, provider.Client(), ns, "shop", 80, nodePorts["user-app"])
-	require.NoError(t, err)
-	t.Logf("harness entry Service %s/%s -> shop:80", ns, entry)
-	waitAvailable(ctx, t, ns, "shop")
-	return run(ctx, t, "user-app", observe.Target{Namespace: ns, PodSelector: "app=shop", Service: "shop"}, "shop")
-}
-
-func deployNamespace(ctx context.Context, t *testing.T, ns string) {
-	_, err := provider.Client().CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{})
-	require.NoError(t, err)
-}
-
-func waitAvailable(ctx context.Context, t *testing.T, ns, name string) {
-	var d *appsv1.Deployment
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		var err error
-		d, err = provider.Client().AppsV1().Deployments(ns).Get(ctx, name, metav1.GetOptions{})
-		if err != nil {
-			return false, nil
-		}
-		return d.Spec.Replicas != nil && d.Status.AvailableReplicas == *d.Spec.Replicas && d.Status.UpdatedReplicas == *d.Spec.Replicas, nil
+	target, err := deploy.User(ctx, provider.RESTConfig(), provider.Client(), deploy.UserApp{
+		Manifests: dir, Namespace: "rr-user-app", Deployment: "shop", Service: "shop", Port: 80, NodePort: nodePorts["user-app"],
 	})
-	require.NoError(t, err, "deployment %s/%s not available: %+v", ns, name, d.Status)
-}
-
-// waitServing waits until the entry answers, so the baseline measures the
-// app and not kube-proxy programming a new NodePort.
-func waitServing(ctx context.Context, t *testing.T, url string) {
-	client := netHTTPClient()
-	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		resp, err := client.Get(url)
-		if err != nil {
-			return false, nil
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200, nil
-	})
-	require.NoError(t, err, "%s does not answer", url)
+	require.NoError(t, err)
+	return run(ctx, t, "user-app", target, "shop")
 }

@@ -1,0 +1,144 @@
+// Package deploy puts the application under test into a cluster and
+// returns what a rehearsal watches: the rehearsal app from its typed spec,
+// or a user's own app from manifests (YAML files or a kustomize directory)
+// reached through a NodePort entry Service the harness adds.
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"rehearse/fixtures/app"
+	"rehearse/harness/apply"
+	"rehearse/harness/observe"
+)
+
+// Timeout bounds each wait of this package.
+const Timeout = 3 * time.Minute
+
+// App deploys the rehearsal app in spec.Namespace (created if missing) and
+// waits until its Deployment is available.
+func App(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, spec app.AppSpec) (observe.Target, error) {
+	manifests, err := spec.Manifests()
+	if err != nil {
+		return observe.Target{}, err
+	}
+	if err := Namespace(ctx, client, spec.Namespace); err != nil {
+		return observe.Target{}, err
+	}
+	ap, err := apply.New(cfg)
+	if err != nil {
+		return observe.Target{}, err
+	}
+	if err := ap.ApplyTyped(ctx, spec.Namespace, manifests.Objects()...); err != nil {
+		return observe.Target{}, err
+	}
+	if err := WaitAvailable(ctx, client, spec.Namespace, spec.Name); err != nil {
+		return observe.Target{}, err
+	}
+	return observe.Target{Namespace: spec.Namespace, PodSelector: spec.PodSelector(), Service: spec.Name}, nil
+}
+
+// UserApp is an application the user brings.
+type UserApp struct {
+	Manifests  string // a YAML file, a directory of them, or a kustomize directory
+	Namespace  string // where namespaced objects without a namespace go
+	Deployment string // the Deployment rehearsals restart or watch
+	Service    string // the Service clients use
+	Port       int32  // the Service port clients use
+	NodePort   int32  // the node port of the harness's entry Service
+}
+
+// User applies the user's manifests, adds a NodePort entry Service in front
+// of their Service, and waits until their Deployment is available.
+func User(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, u UserApp) (observe.Target, error) {
+	objs, err := apply.Load(u.Manifests)
+	if err != nil {
+		return observe.Target{}, err
+	}
+	if err := Namespace(ctx, client, u.Namespace); err != nil {
+		return observe.Target{}, err
+	}
+	ap, err := apply.New(cfg)
+	if err != nil {
+		return observe.Target{}, err
+	}
+	if err := ap.Apply(ctx, u.Namespace, objs...); err != nil {
+		return observe.Target{}, err
+	}
+	if _, err := apply.NodePortEntry(ctx, client, u.Namespace, u.Service, u.Port, u.NodePort); err != nil {
+		return observe.Target{}, err
+	}
+	if err := WaitAvailable(ctx, client, u.Namespace, u.Deployment); err != nil {
+		return observe.Target{}, err
+	}
+	svc, err := client.CoreV1().Services(u.Namespace).Get(ctx, u.Service, metav1.GetOptions{})
+	if err != nil {
+		return observe.Target{}, err
+	}
+	return observe.Target{Namespace: u.Namespace, PodSelector: labels.SelectorFromSet(svc.Spec.Selector).String(), Service: u.Service}, nil
+}
+
+// Namespace creates a namespace unless it exists.
+func Namespace(ctx context.Context, client kubernetes.Interface, name string) error {
+	_, err := client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// WaitAvailable waits until every replica of the Deployment is updated and
+// available.
+func WaitAvailable(ctx context.Context, client kubernetes.Interface, namespace, name string) error {
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, Timeout, true, func(ctx context.Context) (bool, error) {
+		d, err := client.AppsV1().Deployments(namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		want := int32(1)
+		if d.Spec.Replicas != nil {
+			want = *d.Spec.Replicas
+		}
+		last = fmt.Sprintf("%d of %d replicas available", d.Status.AvailableReplicas, want)
+		return d.Status.AvailableReplicas == want && d.Status.UpdatedReplicas == want, nil
+	})
+	if err != nil {
+		return fmt.Errorf("deployment %s/%s not available within %s: %s", namespace, name, Timeout, last)
+	}
+	return nil
+}
+
+// WaitServing waits until url answers 200, so a rehearsal's baseline
+// measures the app, not kube-proxy programming a new NodePort.
+func WaitServing(ctx context.Context, url string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	var last string
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		resp, err := client.Get(url)
+		if err != nil {
+			last = err.Error()
+			return false, nil
+		}
+		resp.Body.Close()
+		last = resp.Status
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s does not answer 200 (%s)", url, strings.TrimSpace(last))
+	}
+	return nil
+}
