@@ -8,6 +8,7 @@ package cluster
 
 import (
 	"fmt"
+	"net"
 	"regexp"
 	"time"
 )
@@ -101,4 +102,15 @@ func (c Config) workerImage(i int) string {
 		return c.WorkerImages[i]
 	}
 	return c.Image
+}
+
+// FreeHostPort finds a free TCP port on 127.0.0.1 for a PortMapping, so
+// several clusters (or suites) can map the same NodePort side by side.
+func FreeHostPort() (int32, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return int32(l.Addr().(*net.TCPAddr).Port), nil
 }

@@ -14,7 +14,6 @@ package rollingrestart
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -73,7 +72,7 @@ func prepare(ctx context.Context) error {
 	}
 	var mappings []cluster.PortMapping
 	for _, np := range nodePorts {
-		hp, err := freePort()
+		hp, err := cluster.FreeHostPort()
 		if err != nil {
 			return err
 		}
@@ -109,15 +108,6 @@ func loadImages(ctx context.Context, _ *envconf.Config) (context.Context, error)
 		}
 	}
 	return ctx, nil
-}
-
-func freePort() (int32, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return int32(l.Addr().(*net.TCPAddr).Port), nil
 }
 
 // rehearse deploys spec in its own namespace, restarts it under load and

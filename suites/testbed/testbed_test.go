@@ -8,7 +8,6 @@ package testbed
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"strings"
 	"testing"
@@ -79,7 +78,7 @@ func prepare(ctx context.Context) error {
 	if images.to, err = nodeimage.Image(ctx, nodeimage.Options{Version: to}); err != nil {
 		return err
 	}
-	if hostPort, err = freePort(); err != nil {
+	if hostPort, err = cluster.FreeHostPort(); err != nil {
 		return err
 	}
 	provider = cluster.NewProvider(cluster.Config{
@@ -92,15 +91,6 @@ func prepare(ctx context.Context) error {
 		ReplaceExisting: true,
 	})
 	return nil
-}
-
-func freePort() (int32, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return int32(l.Addr().(*net.TCPAddr).Port), nil
 }
 
 func checker(t *testing.T) smoke.Checker {
