@@ -71,8 +71,60 @@ func runCluster(ctx context.Context, args []string) error {
 		return clusterSmoke(ctx, args[1:])
 	case "down":
 		return clusterDown(ctx, args[1:])
+	case "add-worker":
+		return clusterAddWorker(ctx, args[1:])
+	case "remove-node":
+		return clusterRemoveNode(ctx, args[1:])
 	}
-	return usageError{fmt.Sprintf("cluster: unknown action %q: use up, smoke or down", args[0])}
+	return usageError{fmt.Sprintf("cluster: unknown action %q: use up, smoke, add-worker, remove-node or down", args[0])}
+}
+
+// clusterAddWorker joins a new worker, possibly at another Kubernetes
+// version (the way a surge upgrade brings in new nodes).
+func clusterAddWorker(ctx context.Context, args []string) error {
+	fs := newFlags("cluster add-worker")
+	from, _ := nodeimage.Versions()
+	name := fs.String("name", "rehearse-dev", "kind cluster to add the worker to")
+	node := fs.String("node", "", "name of the new node (default: <cluster>-worker<N>)")
+	version := fs.String("k8s-version", from, "Kubernetes version of the new node")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if _, err := nodeimage.ParseVersion(*version); err != nil {
+		return err
+	}
+	c := cluster.New(cluster.Config{Name: *name})
+	if err := c.Connect(ctx); err != nil {
+		return err
+	}
+	img, err := nodeimage.Image(ctx, nodeimage.Options{Version: *version})
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	added, err := c.AddWorker(ctx, cluster.WorkerSpec{Name: *node, Image: img.Image})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("worker %s (%s) Ready in %s\n", added, *version, time.Since(start).Round(time.Second))
+	return nil
+}
+
+func clusterRemoveNode(ctx context.Context, args []string) error {
+	fs := newFlags("cluster remove-node")
+	name := fs.String("name", "rehearse-dev", "kind cluster")
+	node := fs.String("node", "", "node to remove (Node object and container)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if *node == "" {
+		return usageError{"cluster remove-node: say which node with --node"}
+	}
+	c := cluster.New(cluster.Config{Name: *name})
+	if err := c.Connect(ctx); err != nil {
+		return err
+	}
+	return c.RemoveNode(ctx, *node)
 }
 
 func clusterUp(ctx context.Context, args []string) error {

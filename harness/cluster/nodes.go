@@ -68,6 +68,12 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 	if err := waitForBoot(ctx, spec.Name, time.Minute); err != nil {
 		return spec.Name, err
 	}
+	if err := waitContainerd(ctx, spec.Name); err != nil {
+		return spec.Name, err
+	}
+	if err := syncImages(ctx, controlPlane, spec.Name); err != nil {
+		return spec.Name, fmt.Errorf("giving %s the cluster's images: %w", spec.Name, err)
+	}
 	token, err := dockerOutput(ctx, "exec", controlPlane, "kubeadm", "token", "create", "--ttl", "15m")
 	if err != nil {
 		return spec.Name, fmt.Errorf("creating a join token on %s: %w", controlPlane, err)
@@ -212,6 +218,13 @@ func waitForBoot(ctx context.Context, container string, timeout time.Duration) e
 		}
 	}
 	return fmt.Errorf("node %s did not boot within %s (see `docker logs %s`)", container, timeout, container)
+}
+
+// waitContainerd waits until the node's containerd answers.
+func waitContainerd(ctx context.Context, node string) error {
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		return docker(ctx, "exec", node, "ctr", "version") == nil, nil
+	})
 }
 
 func docker(ctx context.Context, args ...string) error {

@@ -96,10 +96,11 @@ func (c Checker) Backend(ctx context.Context, name, node string, svcType corev1.
 			Ports:    []corev1.ServicePort{{Port: 8080, TargetPort: intstr.FromInt32(8080), NodePort: nodePort}},
 		},
 	}
-	if _, err := c.Client.CoreV1().Pods(c.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+	// An existing backend (from an earlier check) is reused.
+	if _, err := c.Client.CoreV1().Pods(c.Namespace).Create(ctx, pod, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", fmt.Errorf("creating backend pod %s on %s: %w", name, node, err)
 	}
-	if _, err := c.Client.CoreV1().Services(c.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Client.CoreV1().Services(c.Namespace).Create(ctx, svc, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return "", fmt.Errorf("creating service %s: %w", name, err)
 	}
 	err := wait.PollUntilContextTimeout(ctx, time.Second, c.timeout(), true, func(ctx context.Context) (bool, error) {
