@@ -118,6 +118,25 @@ func (c Checker) Backend(ctx context.Context, name, node string, svcType corev1.
 	if err != nil {
 		return "", fmt.Errorf("backend pod %s on node %s did not become ready: %s", name, node, c.describePod(ctx, name))
 	}
+	// The Service only routes once the pod is a ready endpoint in its
+	// EndpointSlice; kube-proxies then program it within about a second.
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, c.timeout(), true, func(ctx context.Context) (bool, error) {
+		slices, err := c.Client.DiscoveryV1().EndpointSlices(c.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=" + name})
+		if err != nil {
+			return false, nil
+		}
+		for _, sl := range slices.Items {
+			for _, ep := range sl.Endpoints {
+				if ep.TargetRef != nil && ep.TargetRef.Name == name && (ep.Conditions.Ready == nil || *ep.Conditions.Ready) {
+					return true, nil
+				}
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		return "", fmt.Errorf("Service %s never listed its backend pod as a ready endpoint", name)
+	}
 	return fmt.Sprintf("%s.%s.svc.cluster.local", name, c.Namespace), nil
 }
 
