@@ -1,4 +1,4 @@
-module rehearse
+module github.com/kube-rehearse/rehearse
 
 go 1.26.8
 

@@ -9,11 +9,11 @@ import (
 
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
-	"rehearse/fixtures/netcheck"
-	"rehearse/fixtures/nodeimage"
-	"rehearse/harness/cluster"
-	"rehearse/harness/engine"
-	"rehearse/harness/smoke"
+	"github.com/kube-rehearse/rehearse/fixtures/netcheck"
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/smoke"
 )
 
 // Names of clusters this harness makes start with this prefix; `cluster

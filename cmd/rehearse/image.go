@@ -6,8 +6,8 @@ import (
 	"os"
 	"strings"
 
-	"rehearse/fixtures/nodeimage"
-	"rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness/engine"
 )
 
 func runEngine(ctx context.Context, args []string) error {

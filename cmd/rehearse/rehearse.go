@@ -7,13 +7,13 @@ import (
 	"path/filepath"
 	"strings"
 
-	"rehearse/fixtures/app"
-	"rehearse/harness/cluster"
-	"rehearse/harness/deploy"
-	"rehearse/harness/engine"
-	"rehearse/harness/observe"
-	"rehearse/harness/rehearsal"
-	"rehearse/scenarios/restart"
+	"github.com/kube-rehearse/rehearse/fixtures/app"
+	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/deploy"
+	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/observe"
+	"github.com/kube-rehearse/rehearse/harness/rehearsal"
+	"github.com/kube-rehearse/rehearse/scenarios/restart"
 )
 
 // rehearsalFlags choose the application and how hard to push it.

@@ -10,7 +10,7 @@ import (
 	"path/filepath"
 	"syscall"
 
-	"rehearse/harness/engine/capfilter"
+	"github.com/kube-rehearse/rehearse/harness/engine/capfilter"
 )
 
 func main() {

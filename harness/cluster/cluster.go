@@ -21,7 +21,7 @@ import (
 	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 
-	"rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 )
 
 // Cluster is one kind cluster managed by the harness.

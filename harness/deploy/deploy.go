@@ -19,9 +19,9 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"rehearse/fixtures/app"
-	"rehearse/harness/apply"
-	"rehearse/harness/observe"
+	"github.com/kube-rehearse/rehearse/fixtures/app"
+	"github.com/kube-rehearse/rehearse/harness/apply"
+	"github.com/kube-rehearse/rehearse/harness/observe"
 )
 
 // Timeout bounds each wait of this package.

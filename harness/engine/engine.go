@@ -17,7 +17,7 @@ import (
 	"strings"
 	"time"
 
-	"rehearse/harness/engine/capfilter"
+	"github.com/kube-rehearse/rehearse/harness/engine/capfilter"
 )
 
 // Paths the bootstrap uses. They are fixed so a person can find the log.

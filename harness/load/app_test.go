@@ -13,7 +13,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"rehearse/fixtures/app"
+	"github.com/kube-rehearse/rehearse/fixtures/app"
 )
 
 // The identity the in-process app answers with.

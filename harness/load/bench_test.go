@@ -21,8 +21,8 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"rehearse/harness/timeline"
-	"rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
 )
 
 // report logs a readable line and hides the meaningless ns/op.

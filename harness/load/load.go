@@ -11,7 +11,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 // Why a run ended (Summary.Stopped).

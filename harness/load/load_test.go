@@ -13,8 +13,8 @@ import (
 	"github.com/stretchr/testify/require"
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
-	"rehearse/fixtures/app"
-	"rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/fixtures/app"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 func TestValidationNamesTheSettingAndTheFix(t *testing.T) {

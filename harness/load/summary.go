@@ -5,7 +5,7 @@ import (
 	"strings"
 	"time"
 
-	"rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 // Summary is what one run did, from the client's side. The requests

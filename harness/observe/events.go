@@ -8,7 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 // eventTracker remembers how many occurrences of each Kubernetes Event were

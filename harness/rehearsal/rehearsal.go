@@ -17,10 +17,10 @@ import (
 
 	"k8s.io/client-go/kubernetes"
 
-	"rehearse/harness/load"
-	"rehearse/harness/observe"
-	"rehearse/harness/timeline"
-	"rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/harness/load"
+	"github.com/kube-rehearse/rehearse/harness/observe"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
 )
 
 // Scenario is something done to a cluster that can be undone.

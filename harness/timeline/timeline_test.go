@@ -12,7 +12,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 func ms(n int) time.Duration { return time.Duration(n) * time.Millisecond }

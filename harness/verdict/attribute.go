@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 // Cause is what a failed request is attributed to.

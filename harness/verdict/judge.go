@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 // Names of the checks, in report order. Per-phase error-rate checks are

@@ -10,9 +10,9 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"rehearse/harness/timeline"
-	tt "rehearse/harness/timeline/timelinetest"
-	"rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+	tt "github.com/kube-rehearse/rehearse/harness/timeline/timelinetest"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
 )
 
 var S = tt.S

@@ -21,11 +21,11 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
-	"rehearse/fixtures/netcheck"
-	"rehearse/fixtures/nodeimage"
-	"rehearse/harness/cluster"
-	"rehearse/harness/engine"
-	"rehearse/harness/smoke"
+	"github.com/kube-rehearse/rehearse/fixtures/netcheck"
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/smoke"
 )
 
 const (

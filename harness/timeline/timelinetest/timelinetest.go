@@ -10,7 +10,7 @@ import (
 	"sort"
 	"time"
 
-	"rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 // Start is the wall-clock start of every built timeline, fixed so that tests
