@@ -220,21 +220,33 @@ func startDaemon(ctx context.Context, out io.Writer, timeout time.Duration) erro
 	return fmt.Errorf("dockerd did not answer within %s: read %s", timeout, DaemonLog)
 }
 
-// FindModuleRoot walks up from the working directory to this project's
-// go.mod; builds of our own helper binaries run from there.
+// ModulePath is this project's Go module path.
+const ModulePath = "github.com/kube-rehearse/rehearse"
+
+// FindModuleRoot returns the directory holding this project's sources, from
+// which our own helper binaries (the rehearsal app, the pod network, the
+// runtime filter) are built. It walks up from the working directory to our
+// go.mod (a checkout of this project); from a user's module that imports the
+// harness it asks the go command where the module is (the module cache, or
+// the directory a replace directive names).
 func FindModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
-	for {
-		if b, err := os.ReadFile(filepath.Join(dir, "go.mod")); err == nil && strings.HasPrefix(string(b), "module rehearse\n") {
-			return dir, nil
+	for d := dir; ; {
+		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(string(b), "module "+ModulePath+"\n") {
+			return d, nil
 		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("run this from a checkout of the rehearse project (no go.mod with `module rehearse` above the working directory)")
+		parent := filepath.Dir(d)
+		if parent == d {
+			break
 		}
-		dir = parent
+		d = parent
 	}
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", ModulePath).Output()
+	if root := strings.TrimSpace(string(out)); err == nil && root != "" {
+		return root, nil
+	}
+	return "", fmt.Errorf("cannot find the sources of %s: run this from a checkout of the project, or from a Go module that requires it (go get %s)", ModulePath, ModulePath)
 }
