@@ -11,6 +11,7 @@ import (
 
 	vegeta "github.com/tsenart/vegeta/v12/lib"
 
+	"github.com/kube-rehearse/rehearse/fixtures/app/contract"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
@@ -215,13 +216,14 @@ loop:
 }
 
 // Canonical forms of the attribution headers, computed once: looking up a
-// non-canonical name (timeline.HeaderPodIP is "X-Pod-IP") canonicalises it on
+// non-canonical name (contract.HeaderPodIP is "X-Pod-IP") canonicalises it on
 // every call, an allocation per request.
 var (
-	keyPod         = http.CanonicalHeaderKey(timeline.HeaderPodName)
-	keyNode        = http.CanonicalHeaderKey(timeline.HeaderNodeName)
-	keyPodIP       = http.CanonicalHeaderKey(timeline.HeaderPodIP)
-	keyTerminating = http.CanonicalHeaderKey(timeline.HeaderTerminating)
+	keyPod         = http.CanonicalHeaderKey(contract.HeaderPodName)
+	keyNode        = http.CanonicalHeaderKey(contract.HeaderNodeName)
+	keyPodIP       = http.CanonicalHeaderKey(contract.HeaderPodIP)
+	keyTerminating = http.CanonicalHeaderKey(contract.HeaderTerminating)
+	keyDownstream  = http.CanonicalHeaderKey(contract.HeaderDownstreamError)
 )
 
 func first(h http.Header, key string) string {
@@ -231,8 +233,8 @@ func first(h http.Header, key string) string {
 	return ""
 }
 
-// attribute is timeline.Request.SetAttribution without its per-call
-// allocation; TestAttributeMatchesTimeline keeps the two in step.
+// attribute fills the request's attribution from the response headers
+// without an allocation per call.
 func attribute(r *timeline.Request, h http.Header) {
 	if h == nil {
 		return
@@ -240,6 +242,10 @@ func attribute(r *timeline.Request, h http.Header) {
 	r.Pod = first(h, keyPod)
 	r.Node = first(h, keyNode)
 	r.PodIP = first(h, keyPodIP)
+	if r.Pod != "" || r.PodIP != "" {
+		r.Via = timeline.ViaHeaders
+	}
+	r.Downstream = first(h, keyDownstream)
 	t := first(h, keyTerminating)
 	r.Terminating = strings.EqualFold(t, "true") || t == "1" || strings.EqualFold(t, "yes")
 }

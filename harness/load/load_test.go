@@ -378,23 +378,27 @@ func TestRequestSettingsReachTheServer(t *testing.T) {
 	assert.Equal(t, seen{"PUT", "app.example", "yes", "payload", "close"}, s)
 }
 
-func TestAttributeMatchesTimeline(t *testing.T) {
-	for _, h := range []http.Header{
-		nil,
-		{},
-		{"X-Pod-Name": {"p"}, "X-Node-Name": {"n"}, "X-Pod-Ip": {"1.2.3.4"}, "X-Terminating": {"true"}},
-		{"X-Pod-Name": {"p", "q"}, "X-Terminating": {"TRUE"}},
-		{"X-Terminating": {"1"}},
-		{"X-Terminating": {"Yes"}},
-		{"X-Terminating": {"false"}},
-		{"X-Terminating": {"no"}},
-		{"X-Terminating": {""}},
-		{"X-Pod-Ip": {"fd00::1"}},
-	} {
-		var want, got timeline.Request
-		want.SetAttribution(h)
-		attribute(&got, h)
-		assert.Equal(t, want, got, "%v", h)
+func TestAttribute(t *testing.T) {
+	cases := []struct {
+		h    http.Header
+		want timeline.Request
+	}{
+		{nil, timeline.Request{}},
+		{http.Header{}, timeline.Request{}},
+		{http.Header{"X-Pod-Name": {"p"}, "X-Node-Name": {"n"}, "X-Pod-Ip": {"1.2.3.4"}, "X-Terminating": {"true"}},
+			timeline.Request{Pod: "p", Node: "n", PodIP: "1.2.3.4", Terminating: true, Via: timeline.ViaHeaders}},
+		{http.Header{"X-Pod-Name": {"p", "q"}, "X-Terminating": {"TRUE"}}, timeline.Request{Pod: "p", Terminating: true, Via: timeline.ViaHeaders}},
+		{http.Header{"X-Terminating": {"1"}}, timeline.Request{Terminating: true}},
+		{http.Header{"X-Terminating": {"Yes"}}, timeline.Request{Terminating: true}},
+		{http.Header{"X-Terminating": {"false"}}, timeline.Request{}},
+		{http.Header{"X-Terminating": {"no"}}, timeline.Request{}},
+		{http.Header{"X-Pod-Ip": {"fd00::1"}}, timeline.Request{PodIP: "fd00::1", Via: timeline.ViaHeaders}},
+		{http.Header{"X-Downstream-Error": {"dns"}}, timeline.Request{Downstream: "dns"}},
+	}
+	for _, c := range cases {
+		var got timeline.Request
+		attribute(&got, c.h)
+		assert.Equal(t, c.want, got, "%v", c.h)
 	}
 }
 

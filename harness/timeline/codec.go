@@ -13,7 +13,7 @@ import (
 
 // FormatVersion is the version of the JSON Lines format Encode writes.
 // Decode reads this version and older ones.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // The saved format is JSON Lines: one header line, then one line per record,
 // requests and events merged in offset order so that the file reads as a
@@ -22,9 +22,13 @@ const FormatVersion = 1
 //	{"type":"timeline","version":1,"start":"2025-01-02T15:04:05.123456789Z","meta":{"scenario":"drain"},"requests":2,"events":1}
 //	{"type":"event","at_ns":0,"kind":"PhaseStart","name":"baseline"}
 //	{"type":"request","at_ns":1000000,"latency_ns":2100000,"code":200,"pod":"web-1","node":"kind-worker","ip":"10.244.1.3"}
-//	{"type":"request","at_ns":2000000,"latency_ns":150000,"err":"refused","error":"dial tcp 10.96.0.12:80: connect: connection refused"}
+//	{"type":"request","at_ns":2000000,"latency_ns":150000,"client":"service","err":"refused","error":"dial tcp 10.96.0.12:80: connect: connection refused"}
 //
 // A request line omits "err" on success and omits empty fields.
+//
+// Version 2 added the client kind, connection reuse, how the pod was known
+// ("via") and the downstream error of requests, and the UID, client and value
+// of events. Version 1 files read as requests of ClientUnknown.
 type wireHeader struct {
 	Type     string            `json:"type"`
 	Version  int               `json:"version"`
@@ -46,9 +50,15 @@ type wireLine struct {
 	Node        string     `json:"node"`
 	IP          string     `json:"ip"`
 	Terminating bool       `json:"terminating"`
+	Client      ClientKind `json:"client"`
+	Reused      bool       `json:"reused"`
+	Via         string     `json:"via"`
+	Downstream  string     `json:"downstream"`
 	Kind        *EventKind `json:"kind"`
+	UID         string     `json:"uid"`
 	Name        string     `json:"name"`
 	Detail      string     `json:"detail"`
+	Value       int64      `json:"value_ns"`
 	ExitCode    *int       `json:"exit_code"`
 	Reason      string     `json:"reason"`
 }
@@ -110,6 +120,14 @@ func appendRequest(b []byte, r *Request) []byte {
 	b = strconv.AppendInt(b, int64(r.Offset), 10)
 	b = append(b, `,"latency_ns":`...)
 	b = strconv.AppendInt(b, int64(r.Latency), 10)
+	if r.Client != ClientUnknown {
+		b = append(b, `,"client":"`...)
+		b = append(b, r.Client.String()...)
+		b = append(b, '"')
+	}
+	if r.Reused {
+		b = append(b, `,"reused":true`...)
+	}
 	if r.Code != 0 {
 		b = append(b, `,"code":`...)
 		b = strconv.AppendInt(b, int64(r.Code), 10)
@@ -123,9 +141,11 @@ func appendRequest(b []byte, r *Request) []byte {
 	b = appendField(b, "pod", r.Pod)
 	b = appendField(b, "node", r.Node)
 	b = appendField(b, "ip", r.PodIP)
+	b = appendField(b, "via", r.Via.String())
 	if r.Terminating {
 		b = append(b, `,"terminating":true`...)
 	}
+	b = appendField(b, "downstream", r.Downstream)
 	return append(b, '}')
 }
 
@@ -141,8 +161,16 @@ func appendEvent(b []byte, e *Event) ([]byte, error) {
 	b = appendField(b, "pod", e.Pod)
 	b = appendField(b, "node", e.Node)
 	b = appendField(b, "ip", e.IP)
+	b = appendField(b, "uid", e.UID)
 	b = appendField(b, "name", e.Name)
 	b = appendField(b, "detail", e.Detail)
+	if e.Client != ClientUnknown {
+		b = appendField(b, "client", e.Client.String())
+	}
+	if e.Value != 0 {
+		b = append(b, `,"value_ns":`...)
+		b = strconv.AppendInt(b, int64(e.Value), 10)
+	}
 	if e.ExitCode != nil {
 		b = append(b, `,"exit_code":`...)
 		b = strconv.AppendInt(b, int64(*e.ExitCode), 10)
@@ -216,9 +244,16 @@ func Decode(r io.Reader) (*Timeline, error) {
 			r := Request{
 				Offset: time.Duration(l.At), Latency: time.Duration(l.Latency), Code: l.Code,
 				ErrText: l.ErrText, Pod: l.Pod, Node: l.Node, PodIP: l.IP, Terminating: l.Terminating,
+				Client: l.Client, Reused: l.Reused, Downstream: l.Downstream,
 			}
 			if l.Err != nil {
 				r.Err = *l.Err
+			}
+			if r.Via, err = ParseVia(l.Via); err != nil {
+				return nil, fmt.Errorf("timeline: record %d: %w", line, err)
+			}
+			if hdr.Version == 1 && r.Attributed() {
+				r.Via = ViaHeaders // version 1 knew pods only from headers
 			}
 			t.AddRequest(r)
 		case lineEvent:
@@ -226,8 +261,9 @@ func Decode(r io.Reader) (*Timeline, error) {
 				return nil, fmt.Errorf("timeline: record %d: event without a kind", line)
 			}
 			t.AddEvent(Event{
-				Offset: time.Duration(l.At), Kind: *l.Kind, Pod: l.Pod, Node: l.Node, IP: l.IP,
+				Offset: time.Duration(l.At), Kind: *l.Kind, Pod: l.Pod, Node: l.Node, IP: l.IP, UID: l.UID,
 				Name: l.Name, Detail: l.Detail, ExitCode: l.ExitCode, Reason: l.Reason,
+				Client: l.Client, Value: time.Duration(l.Value),
 			})
 		default:
 			return nil, fmt.Errorf("timeline: record %d: unknown type %q", line, l.Type)

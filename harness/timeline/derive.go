@@ -34,14 +34,26 @@ type Step struct {
 // read as 0.
 type ReadySeries []Step
 
-// endpointKey names an endpoint: its IP, or its pod when the event carried
-// no IP.
+// endpointKey names an endpoint: the pod it points to (by UID, else by
+// name), or its IP when the event names no pod.
 func endpointKey(e *Event) string {
-	if e.IP != "" {
-		return e.IP
+	if k := podKey(e.UID, e.Pod); k != "" {
+		return k
 	}
-	if e.Pod != "" {
-		return "pod/" + e.Pod
+	if e.IP != "" {
+		return "ip/" + e.IP
+	}
+	return ""
+}
+
+// podKey identifies a pod: its UID when known (names repeat: a StatefulSet's
+// pod comes back under the same name), else its name.
+func podKey(uid, name string) string {
+	switch {
+	case uid != "":
+		return "uid/" + uid
+	case name != "":
+		return "pod/" + name
 	}
 	return ""
 }
@@ -158,6 +170,7 @@ func (m *Mark) setFirst(at time.Duration) {
 // PodLifecycle is what the events say about one pod.
 type PodLifecycle struct {
 	Pod       string
+	UID       string        // empty when the events carried none
 	Node      string        // the last node the events named
 	IP        string        // the last pod IP the events named
 	FirstSeen time.Duration // its first event
@@ -223,8 +236,8 @@ type IPIndex struct {
 }
 
 type ipOwner struct {
-	since time.Duration
-	pod   string
+	since    time.Duration
+	pod, uid string
 }
 
 // NewIPIndex builds an index from every event naming both a pod and an IP.
@@ -237,10 +250,13 @@ func NewIPIndex(events []Event) IPIndex {
 			continue
 		}
 		owners := idx.owners[e.IP]
-		if n := len(owners); n > 0 && owners[n-1].pod == e.Pod {
+		if n := len(owners); n > 0 && owners[n-1].pod == e.Pod && (e.UID == "" || owners[n-1].uid == "" || owners[n-1].uid == e.UID) {
+			if owners[n-1].uid == "" {
+				owners[n-1].uid = e.UID
+			}
 			continue
 		}
-		idx.owners[e.IP] = append(owners, ipOwner{since: e.Offset, pod: e.Pod})
+		idx.owners[e.IP] = append(owners, ipOwner{since: e.Offset, pod: e.Pod, uid: e.UID})
 	}
 	return idx
 }
@@ -248,15 +264,21 @@ func NewIPIndex(events []Event) IPIndex {
 // Pod returns the pod that had the IP at the offset: the latest one named
 // with it at or before the offset, else the first one named after it.
 func (x IPIndex) Pod(ip string, at time.Duration) string {
+	pod, _ := x.PodUID(ip, at)
+	return pod
+}
+
+// PodUID is Pod with the pod's UID (empty when the events carried none).
+func (x IPIndex) PodUID(ip string, at time.Duration) (pod, uid string) {
 	owners := x.owners[ip]
 	if len(owners) == 0 {
-		return ""
+		return "", ""
 	}
 	i := sort.Search(len(owners), func(i int) bool { return owners[i].since > at })
 	if i == 0 {
-		return owners[0].pod
+		return owners[0].pod, owners[0].uid
 	}
-	return owners[i-1].pod
+	return owners[i-1].pod, owners[i-1].uid
 }
 
 // PodLifecycles derives each pod's lifecycle from events, which must be
@@ -264,13 +286,22 @@ func (x IPIndex) Pod(ip string, at time.Duration) string {
 // had that IP at the time. The result is ordered by first event, then name.
 func PodLifecycles(events []Event) []PodLifecycle {
 	ips := NewIPIndex(events)
-	byPod := map[string]*PodLifecycle{}
+	byKey := map[string]*PodLifecycle{}
+	lastUID := map[string]string{} // pod name -> the UID last seen with it
 	var order []*PodLifecycle
-	get := func(name string, at time.Duration) *PodLifecycle {
-		p := byPod[name]
+	get := func(name, uid string, at time.Duration) *PodLifecycle {
+		if uid == "" {
+			// An event without a UID (a v1 timeline, a note) belongs to the
+			// pod of that name seen last.
+			uid = lastUID[name]
+		} else {
+			lastUID[name] = uid
+		}
+		key := podKey(uid, name)
+		p := byKey[key]
 		if p == nil {
-			p = &PodLifecycle{Pod: name, FirstSeen: at}
-			byPod[name] = p
+			p = &PodLifecycle{Pod: name, UID: uid, FirstSeen: at}
+			byKey[key] = p
 			order = append(order, p)
 		}
 		return p
@@ -290,9 +321,9 @@ func PodLifecycles(events []Event) []PodLifecycle {
 	}
 	for i := range events {
 		e := &events[i]
-		name := e.Pod
+		name, uid := e.Pod, e.UID
 		if name == "" && e.Kind.IsEndpoint() && e.IP != "" {
-			name = ips.Pod(e.IP, e.Offset)
+			name, uid = ips.PodUID(e.IP, e.Offset)
 		}
 		if name == "" {
 			continue
@@ -303,7 +334,7 @@ func PodLifecycles(events []Event) []PodLifecycle {
 		default:
 			continue
 		}
-		p := get(name, e.Offset)
+		p := get(name, uid, e.Offset)
 		if e.Node != "" {
 			p.Node = e.Node
 		}

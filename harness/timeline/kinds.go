@@ -21,19 +21,28 @@ const (
 	ErrEOF                      // the server closed the connection without (a complete) answer
 	ErrDNS                      // the name did not resolve
 	ErrOther                    // anything else
+	// ErrClosedIdle: a pooled keep-alive connection had been closed by the
+	// server before the request could be written on it (the server closed
+	// an idle connection while the client still routed to it).
+	ErrClosedIdle
+	// ErrClient: the load generator itself failed (out of file descriptors
+	// or ephemeral ports...). Never blamed on the application.
+	ErrClient
 	numErrorKinds
 )
 
 var errorKindNames = [numErrorKinds]string{
-	ErrNone:    "none",
-	ErrHTTP5xx: "http5xx",
-	ErrHTTP4xx: "http4xx",
-	ErrRefused: "refused",
-	ErrReset:   "reset",
-	ErrTimeout: "timeout",
-	ErrEOF:     "eof",
-	ErrDNS:     "dns",
-	ErrOther:   "other",
+	ErrNone:       "none",
+	ErrHTTP5xx:    "http5xx",
+	ErrHTTP4xx:    "http4xx",
+	ErrRefused:    "refused",
+	ErrReset:      "reset",
+	ErrTimeout:    "timeout",
+	ErrEOF:        "eof",
+	ErrDNS:        "dns",
+	ErrOther:      "other",
+	ErrClosedIdle: "closed-idle",
+	ErrClient:     "client",
 }
 
 // ErrorKinds lists every kind, ErrNone first, in a stable order (for tables).
@@ -53,14 +62,19 @@ func (k ErrorKind) String() string {
 }
 
 // IsConnection reports whether the kind is a transport-level failure: the
-// request never got an HTTP answer (refused, reset, timeout, EOF).
+// request never got an HTTP answer (refused, reset, timeout, EOF, a pooled
+// connection found closed).
 func (k ErrorKind) IsConnection() bool {
 	switch k {
-	case ErrRefused, ErrReset, ErrTimeout, ErrEOF:
+	case ErrRefused, ErrReset, ErrTimeout, ErrEOF, ErrClosedIdle:
 		return true
 	}
 	return false
 }
+
+// IsApp reports whether a failure of this kind may be blamed on what the
+// client talked to: every failure except the client's own (ErrClient).
+func (k ErrorKind) IsApp() bool { return k != ErrNone && k != ErrClient }
 
 // MarshalText implements encoding.TextMarshaler.
 func (k ErrorKind) MarshalText() ([]byte, error) {
@@ -122,6 +136,11 @@ func ClassifyError(statusCode int, errText string) ErrorKind {
 		return false
 	}
 	switch {
+	case has("too many open files", "cannot assign requested address", "no buffer space available"):
+		// The client ran out of its own resources: nothing reached the target.
+		return ErrClient
+	case has("server closed idle connection"):
+		return ErrClosedIdle
 	case has("no such host", "server misbehaving", "name resolution", "lookup "):
 		return ErrDNS
 	case has("connection refused", "no route to host", "network is unreachable", "host is unreachable"):
@@ -130,7 +149,7 @@ func ClassifyError(statusCode int, errText string) ErrorKind {
 		return ErrReset
 	case has("timeout", "deadline exceeded", "timed out"):
 		return ErrTimeout
-	case has("eof", "server closed idle connection", "closed network connection"):
+	case has("eof", "closed network connection"):
 		return ErrEOF
 	}
 	return ErrOther
@@ -165,6 +184,12 @@ const (
 	EvFaultInjected                         // Name: a fault was applied
 	EvFaultReverted                         // Name: a fault was undone
 	EvNote                                  // Detail: free text
+	EvRouteAdded                            // Client, Pod, UID, IP, Node: a client (the gateway) began routing to the endpoint
+	EvRouteRemoved                          // Client, Pod, UID, IP, Node: a client stopped routing to the endpoint
+	EvWatchInterrupted                      // Name: a watch failed; changes may be seen late or missed until it resumes (Detail: the error)
+	EvWatchResumed                          // Name: the watch listed or watched again after an interruption
+	EvWatchLag                              // Value: how long a change the harness made took to reach its watch
+	EvAppLog                                // Pod, UID, Name: a lifecycle line the app logged ("sigterm received"), at the app's own time
 	numEventKinds
 )
 
@@ -193,6 +218,12 @@ var eventKindNames = [numEventKinds]string{
 	EvFaultInjected:        "FaultInjected",
 	EvFaultReverted:        "FaultReverted",
 	EvNote:                 "Note",
+	EvRouteAdded:           "RouteAdded",
+	EvRouteRemoved:         "RouteRemoved",
+	EvWatchInterrupted:     "WatchInterrupted",
+	EvWatchResumed:         "WatchResumed",
+	EvWatchLag:             "WatchLag",
+	EvAppLog:               "AppLog",
 }
 
 func (k EventKind) String() string {
@@ -237,4 +268,99 @@ func ParseEventKind(s string) (EventKind, error) {
 		}
 	}
 	return EvUnknown, fmt.Errorf("timeline: unknown event kind %q", s)
+}
+
+// ClientKind says which kind of client sent a request. Each behaves like a
+// class of real clients, and each is judged on its own.
+type ClientKind uint8
+
+// The client kinds. Their names are part of the saved-timeline format.
+const (
+	// ClientUnknown: a request recorded without a client kind (timelines of
+	// format version 1, or a client of the caller's own).
+	ClientUnknown ClientKind = iota
+	// ClientGateway behaves like an ingress controller or a service mesh: it
+	// follows the Service's endpoints itself (with the propagation delay
+	// real gateways have), sends each request straight to a pod over
+	// pooled keep-alive connections, and never retries: it knows exactly
+	// which pod every request went to.
+	ClientGateway
+	// ClientService goes through the Service (kube-proxy) with a new
+	// connection per request, like a client behind a load balancer.
+	ClientService
+	numClientKinds
+)
+
+var clientKindNames = [numClientKinds]string{
+	ClientUnknown: "unknown",
+	ClientGateway: "gateway",
+	ClientService: "service",
+}
+
+// ClientKinds lists the kinds clients can have (ClientUnknown aside).
+func ClientKinds() []ClientKind { return []ClientKind{ClientGateway, ClientService} }
+
+func (k ClientKind) String() string {
+	if k < numClientKinds {
+		return clientKindNames[k]
+	}
+	return fmt.Sprintf("ClientKind(%d)", uint8(k))
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (k ClientKind) MarshalText() ([]byte, error) {
+	if k >= numClientKinds {
+		return nil, fmt.Errorf("timeline: unknown client kind %d", uint8(k))
+	}
+	return []byte(clientKindNames[k]), nil
+}
+
+// UnmarshalText implements encoding.TextUnmarshaler.
+func (k *ClientKind) UnmarshalText(b []byte) error {
+	v, err := ParseClientKind(string(b))
+	if err != nil {
+		return err
+	}
+	*k = v
+	return nil
+}
+
+// ParseClientKind is the inverse of ClientKind.String.
+func ParseClientKind(s string) (ClientKind, error) {
+	for i, n := range clientKindNames {
+		if n == s {
+			return ClientKind(i), nil
+		}
+	}
+	return ClientUnknown, fmt.Errorf("timeline: unknown client kind %q: use gateway or service", s)
+}
+
+// Via says how a request's pod became known.
+type Via uint8
+
+// The ways a request is attributed. Their names are part of the saved format.
+const (
+	ViaNone    Via = iota // nobody is named: a transport error without routing knowledge
+	ViaHeaders            // the response named its pod (X-Pod-Name...)
+	ViaRoute              // the client chose the pod itself (the gateway client)
+	numVias
+)
+
+var viaNames = [numVias]string{ViaNone: "", ViaHeaders: "headers", ViaRoute: "route"}
+
+func (v Via) String() string {
+	if v < numVias {
+		return viaNames[v]
+	}
+	return fmt.Sprintf("Via(%d)", uint8(v))
+}
+
+// ParseVia is the inverse of Via.String.
+func ParseVia(s string) (Via, error) {
+	for i, n := range viaNames {
+		if n == s {
+			return Via(i), nil
+		}
+	}
+	return ViaNone, fmt.Errorf("timeline: unknown attribution %q", s)
 }

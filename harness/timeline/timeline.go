@@ -19,9 +19,7 @@ import (
 	"cmp"
 	"maps"
 	"math"
-	"net/http"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 )
@@ -46,44 +44,29 @@ type Request struct {
 	Err     ErrorKind     // ErrNone on success; see ClassifyError
 	ErrText string        // the raw error text, empty on success
 
-	// Attribution, from the response headers X-Pod-Name, X-Node-Name,
-	// X-Pod-IP and X-Terminating. Empty (false) when the response carried
-	// none, which is always the case for transport errors.
+	Client ClientKind // which client sent it
+	Reused bool       // sent on a pooled connection that had carried a request before
+
+	// Attribution: the pod that answered (named by the response's headers)
+	// or that the request was sent to (by a client that routes itself).
+	// Via says which; empty when neither is known, as for a transport error
+	// of a client that does not route itself.
 	Pod         string
 	Node        string
 	PodIP       string
+	Via         Via
 	Terminating bool // the pod said it was shutting down
-}
 
-// The response headers the rehearsal app sets to say who answered.
-const (
-	HeaderPodName     = "X-Pod-Name"
-	HeaderNodeName    = "X-Node-Name"
-	HeaderPodIP       = "X-Pod-IP"
-	HeaderTerminating = "X-Terminating" // "true" (or "1") once the pod got SIGTERM
-)
-
-// SetAttribution fills Pod, Node, PodIP and Terminating from response
-// headers (nil for no response).
-func (r *Request) SetAttribution(h http.Header) {
-	if h == nil {
-		return
-	}
-	r.Pod = h.Get(HeaderPodName)
-	r.Node = h.Get(HeaderNodeName)
-	r.PodIP = h.Get(HeaderPodIP)
-	switch strings.ToLower(h.Get(HeaderTerminating)) {
-	case "true", "1", "yes":
-		r.Terminating = true
-	default:
-		r.Terminating = false
-	}
+	// Downstream is what the app said failed behind it (its
+	// X-Downstream-Error header: "dns", "connect"...), empty otherwise.
+	Downstream string
 }
 
 // OK reports whether the request succeeded.
 func (r *Request) OK() bool { return r.Err == ErrNone }
 
-// Attributed reports whether the response named the pod that answered.
+// Attributed reports whether the request is known to have reached (or been
+// sent to) a pod.
 func (r *Request) Attributed() bool { return r.Pod != "" || r.PodIP != "" }
 
 // End is the offset at which the client had its answer or error.
@@ -98,8 +81,11 @@ type Event struct {
 	Pod    string
 	Node   string
 	IP     string // the endpoint (pod) IP, for endpoint events
+	UID    string // the pod's UID, for pod, endpoint, route and app-log events (pod names can repeat)
 	Name   string // the phase, action or fault name
 	Detail string // free text: a message, an error, the watch's reason
+	Client ClientKind
+	Value  time.Duration // a measured duration, for kinds that carry one (WatchLag)
 
 	// For ContainerExited: the exit code (nil when unknown) and the reason
 	// the kubelet gave ("Completed", "Error", "OOMKilled").
@@ -137,11 +123,13 @@ const maxInternedText = 4096
 // garbage collector then never scans the (large) request chunks, and a
 // record takes 40 bytes instead of 120.
 type storedRequest struct {
-	off, lat            time.Duration
-	code                int32
-	pod, node, ip, text uint32
-	err                 ErrorKind
-	term                bool
+	off, lat                  time.Duration
+	code                      int32
+	pod, node, ip, text, down uint32
+	err                       ErrorKind
+	client                    ClientKind
+	via                       Via
+	term, reused              bool
 }
 
 // Timeline is the record of one rehearsal. The zero value is not usable; use
@@ -242,7 +230,9 @@ func (t *Timeline) AddRequest(r Request) {
 	t.mu.Lock()
 	sr := storedRequest{
 		off: r.Offset, lat: r.Latency, code: int32(r.Code), err: r.Err, term: r.Terminating,
+		client: r.Client, via: r.Via, reused: r.Reused,
 		pod: t.intern(r.Pod), node: t.intern(r.Node), ip: t.intern(r.PodIP), text: t.internText(r.ErrText),
+		down: t.intern(r.Downstream),
 	}
 	n := len(t.chunks)
 	if n == 0 || len(t.chunks[n-1]) == chunkSize {
@@ -263,7 +253,9 @@ func (t *Timeline) AddRequest(r Request) {
 func (t *Timeline) request(sr *storedRequest) Request {
 	return Request{
 		Offset: sr.off, Latency: sr.lat, Code: int(sr.code), Err: sr.err, Terminating: sr.term,
+		Client: sr.client, Via: sr.via, Reused: sr.reused,
 		Pod: t.strs[sr.pod], Node: t.strs[sr.node], PodIP: t.strs[sr.ip], ErrText: t.strs[sr.text],
+		Downstream: t.strs[sr.down],
 	}
 }
 
@@ -278,6 +270,7 @@ func (t *Timeline) addEventLocked(e Event) {
 	e.Pod = t.internString(e.Pod)
 	e.Node = t.internString(e.Node)
 	e.IP = t.internString(e.IP)
+	e.UID = t.internString(e.UID)
 	if len(t.events) > 0 && e.Offset < t.lastEv {
 		t.evSorted = false
 	}

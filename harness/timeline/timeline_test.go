@@ -3,7 +3,6 @@ package timeline_test
 import (
 	"bytes"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -37,7 +36,9 @@ func TestClassifyError(t *testing.T) {
 		{0, "EOF", timeline.ErrEOF},
 		{0, `Get "http://web/": EOF`, timeline.ErrEOF},
 		{0, "unexpected EOF", timeline.ErrEOF},
-		{0, "http: server closed idle connection", timeline.ErrEOF},
+		{0, "http: server closed idle connection", timeline.ErrClosedIdle},
+		{0, "dial tcp 10.244.1.4:8080: socket: too many open files", timeline.ErrClient},
+		{0, "dial tcp 10.244.1.4:8080: connect: cannot assign requested address", timeline.ErrClient},
 		{0, `Get "http://web/": context deadline exceeded (Client.Timeout exceeded while awaiting headers)`, timeline.ErrTimeout},
 		{0, "read tcp 10.0.0.1:5555->10.0.0.2:80: i/o timeout", timeline.ErrTimeout},
 		{0, "context deadline exceeded", timeline.ErrTimeout},
@@ -203,12 +204,15 @@ func sampleTimeline() *timeline.Timeline {
 	code := 137
 	tl.BeginPhaseAt("baseline", 0)
 	tl.AddEvent(timeline.Event{Offset: ms(5), Kind: timeline.EvPodScheduled, Pod: "web-1", Node: "kind-worker"})
-	tl.AddEvent(timeline.Event{Offset: ms(7), Kind: timeline.EvEndpointReady, Pod: "web-1", IP: "10.244.1.3"})
+	tl.AddEvent(timeline.Event{Offset: ms(7), Kind: timeline.EvEndpointReady, Pod: "web-1", IP: "10.244.1.3", UID: "u-1"})
+	tl.AddEvent(timeline.Event{Offset: ms(8), Kind: timeline.EvRouteAdded, Pod: "web-1", IP: "10.244.1.3", UID: "u-1",
+		Client: timeline.ClientGateway, Value: ms(3)})
 	tl.AddRequest(timeline.Request{Offset: ms(10), Latency: ms(2), Code: 200, Pod: "web-1", Node: "kind-worker", PodIP: "10.244.1.3"})
 	tl.AddRequest(timeline.Request{Offset: ms(9), Latency: 1500 * time.Microsecond, Err: timeline.ErrRefused,
 		ErrText: "dial tcp 10.96.0.10:80: connect: connection refused"})
 	tl.AddRequest(timeline.Request{Offset: ms(11), Latency: ms(3), Code: 503, Err: timeline.ErrHTTP5xx,
-		ErrText: "503 Service Unavailable", Pod: "web-2", Terminating: true})
+		ErrText: "503 Service Unavailable", Pod: "web-2", Terminating: true, Client: timeline.ClientGateway,
+		Reused: true, Via: timeline.ViaRoute, PodIP: "10.244.2.9", Downstream: "dns"})
 	tl.AddRequest(timeline.Request{Offset: ms(12), Latency: ms(3), Err: timeline.ErrOther,
 		ErrText: "weird \"quoted\" \\ <text> & \n newline é \xff"})
 	tl.AddEvent(timeline.Event{Offset: ms(20), Kind: timeline.EvContainerExited, Pod: "web-2", ExitCode: &code, Reason: "Error",
@@ -223,12 +227,14 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
 	require.NoError(t, tl.Encode(&buf))
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	require.Len(t, lines, 1+4+6)
+	require.Len(t, lines, 1+4+7)
 	assert.Contains(t, lines[0], `"type":"timeline"`)
-	assert.Contains(t, lines[0], `"version":1`)
+	assert.Contains(t, lines[0], `"version":2`)
 	assert.Contains(t, lines[0], `"start":"2025-06-01T12:00:00.123456789Z"`)
 	assert.Equal(t, `{"type":"event","at_ns":0,"kind":"PhaseStart","name":"baseline"}`, lines[1])
 	assert.Contains(t, buf.String(), `{"type":"request","at_ns":10000000,"latency_ns":2000000,"code":200,"pod":"web-1","node":"kind-worker","ip":"10.244.1.3"}`)
+	assert.Contains(t, buf.String(), `{"type":"request","at_ns":11000000,"latency_ns":3000000,"client":"gateway","reused":true,"code":503,"err":"http5xx","error":"503 Service Unavailable","pod":"web-2","ip":"10.244.2.9","via":"route","terminating":true,"downstream":"dns"}`)
+	assert.Contains(t, buf.String(), `{"type":"event","at_ns":8000000,"kind":"RouteAdded","pod":"web-1","ip":"10.244.1.3","uid":"u-1","client":"gateway","value_ns":3000000}`)
 
 	got, err := timeline.Decode(&buf)
 	require.NoError(t, err)
@@ -248,6 +254,20 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, again.Encode(&b))
 	assert.Equal(t, a.String(), b.String())
+}
+
+func TestDecodeVersion1(t *testing.T) {
+	in := `{"type":"timeline","version":1,"start":"2025-01-01T00:00:00Z","requests":2,"events":0}
+{"type":"request","at_ns":1,"latency_ns":2,"code":200,"pod":"web-1"}
+{"type":"request","at_ns":3,"latency_ns":2,"err":"refused","error":"connection refused"}
+`
+	tl, err := timeline.Decode(strings.NewReader(in))
+	require.NoError(t, err)
+	rs := tl.Requests()
+	require.Len(t, rs, 2)
+	assert.Equal(t, timeline.ViaHeaders, rs[0].Via, "version 1 knew pods only from headers")
+	assert.Equal(t, timeline.ClientUnknown, rs[0].Client)
+	assert.Equal(t, timeline.ViaNone, rs[1].Via)
 }
 
 func TestDecodeErrors(t *testing.T) {
@@ -482,19 +502,3 @@ func BenchmarkDecode(b *testing.B) {
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/20000, "ns/record")
 }
 
-func TestSetAttribution(t *testing.T) {
-	var r timeline.Request
-	r.SetAttribution(nil)
-	assert.False(t, r.Attributed())
-	h := http.Header{}
-	h.Set("X-Pod-Name", "web-1")
-	h.Set("x-node-name", "kind-worker")
-	h.Set("X-Pod-IP", "10.244.1.3")
-	h.Set("X-Terminating", "true")
-	r.SetAttribution(h)
-	assert.Equal(t, timeline.Request{Pod: "web-1", Node: "kind-worker", PodIP: "10.244.1.3", Terminating: true}, r)
-	assert.True(t, r.Attributed())
-	h.Set("X-Terminating", "false")
-	r.SetAttribution(h)
-	assert.False(t, r.Terminating)
-}
