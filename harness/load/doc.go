@@ -15,11 +15,11 @@
 //     its vegeta.Client option;
 //   - streaming: each vegeta Result becomes one timeline.Request as it arrives
 //     (send offset on the timeline's monotonic clock, latency, status, error
-//     kind by timeline.ClassifyError, and the X-Pod-Name / X-Node-Name /
-//     X-Pod-IP / X-Terminating attribution headers, which vegeta keeps in
-//     Result.Headers). Nothing is buffered beyond the timeline itself, and the
-//     conversion allocates nothing: vegeta's own allocations per request are
-//     the whole cost;
+//     kind by timeline.ClassifyError, client kind, connection reuse, the pod
+//     it was routed to, and the rehearsal app's attribution headers when
+//     present, which vegeta keeps in Result.Headers). Nothing is buffered
+//     beyond the timeline itself; vegeta's own allocations per request are
+//     most of the cost;
 //   - stopping: at the end of the duration (vegeta stops itself), on Stop
 //     (in-flight requests finish, bounded by the timeout, and are recorded), or
 //     when the context ends, for Ctrl-C (an abort: every connection is closed at
@@ -30,7 +30,31 @@
 //     when it ended (with its summary). Notes, not actions: a verdict lists the
 //     events around an outage as evidence, and "load running" explains nothing.
 //
-// # The client
+// # The clients
+//
+// A rehearsal runs two kinds of client, each like a class of real clients,
+// each judged on its own (timeline.ClientKind on every request):
+//
+//   - the gateway client (ViaRouter) behaves like an ingress controller or a
+//     service mesh: a Router (harness/gateway) follows the Service's
+//     endpoints, the client sends each request straight to the pod the
+//     router picks, over keep-alive connections pooled per pod, so it knows
+//     which pod every request went to, failed or not (timeline.ViaRoute);
+//   - the service client sends to one fixed URL (the Service through
+//     kube-proxy: a NodePort) with a new connection per request, like a
+//     client behind a load balancer. It learns the pod only from response
+//     headers, when the app sets them.
+//
+// Neither retries. Go's http.Transport silently re-sends a request that
+// failed on a reused keep-alive connection when the request is replayable (a
+// GET without a body, for instance): exactly what happens to requests in
+// flight when a pod dies, so the loss would never reach the timeline. Every
+// request the harness sends is made non-replayable (see noRetryBody), and
+// each result says whether its connection was reused (Request.Reused); a
+// request that failed on a pooled connection the server had already closed,
+// before it could be written, is ErrClosedIdle. TransparentRetry turns the
+// retry back on, only to show what plain Go clients miss
+// (TestTransparentRetryHidesLostRequests).
 //
 // HTTP/1.1 only. kube-proxy and most Service load balancers balance
 // connections, not requests; an HTTP/2 client multiplexes everything onto one
@@ -40,23 +64,6 @@
 // between the load and the target and the timeline would measure the proxy.
 //
 // Redirects are not followed: a 3xx answer is the target's answer (a success).
-//
-// Keep-alive is on by default, as in real clients and in vegeta, and that has a
-// consequence a rehearsal must know about. Go's http.Transport silently
-// retries a request that failed on a reused keep-alive connection when the
-// request is replayable (GET, HEAD, OPTIONS, TRACE, or carrying an
-// Idempotency-Key header) and the server closed or reset the connection
-// before the first response byte (persistConn.shouldRetryRequest in
-// net/http). That is exactly what an abrupt shutdown does to requests in
-// flight: the process dies, the kernel resets its connections, and the
-// transport quietly re-sends the GET on a new connection, which the Service
-// routes to another pod. The client sees a success with a longer latency; the
-// loss never reaches the timeline. Real Go clients behave the same way, so
-// keep-alive on measures what Go users would see; KeepAlive(false) gives every
-// request its own connection, which is never "reused", so every request lost
-// by the server shows up (as eof or reset). Rehearsals judging graceful
-// shutdown should run with keep-alive off, or with a method that is not
-// replayable. TestKeepAliveHidesLostRequests demonstrates the difference.
 //
 // # Workers and connections
 //

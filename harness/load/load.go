@@ -49,22 +49,35 @@ func New(target string, opts ...Option) (*Generator, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	cfg.settle()
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
 	return &Generator{cfg: cfg, stopc: make(chan struct{})}, nil
 }
 
-// String describes the load: "load: GET http://x/ at 500 rps for 1m0s
-// (timeout 2s, keep-alive on, max 1000 in flight)".
+// String describes the load: "load: service client, GET http://x/ at 500
+// rps for 1m0s (timeout 2s, new connection per request, max 1000 in
+// flight)".
 func (g *Generator) String() string {
-	ka := "on"
-	if !g.cfg.keepAlive {
-		ka = "off"
+	conn := "new connection per request"
+	if g.cfg.keepAlive {
+		conn = "pooled keep-alive connections"
 	}
-	return fmt.Sprintf("%s: %s %s at %d rps for %v (timeout %v, keep-alive %s, max %d in flight)",
-		g.cfg.name, g.cfg.method, g.cfg.target, g.cfg.rate, g.cfg.duration, g.cfg.timeout, ka, g.cfg.maxWorkers())
+	target := g.cfg.target
+	if g.cfg.router != nil {
+		target = "each ready pod (routed by the client) at path " + pathOf(g.cfg.target)
+	}
+	retry := ""
+	if g.cfg.transparentRetry {
+		retry = ", net/http's transparent retry on"
+	}
+	return fmt.Sprintf("%s: %s client, %s %s at %d rps for %v (timeout %v, %s%s, max %d in flight)",
+		g.cfg.name, g.cfg.kind, g.cfg.method, target, g.cfg.rate, g.cfg.duration, g.cfg.timeout, conn, retry, g.cfg.maxWorkers())
 }
+
+// Kind is the client kind of this load.
+func (g *Generator) Kind() timeline.ClientKind { return g.cfg.kind }
 
 // Run sends the load, recording every result in tl, until the duration
 // elapsed, Stop was called or ctx ended, and returns the summary. When ctx
@@ -142,8 +155,9 @@ func (g *Generator) run(ctx context.Context, tl *timeline.Timeline) (Summary, er
 	}
 
 	d := newDialer(c.timeout)
-	client, tr := newClient(c, d)
-	defer tr.CloseIdleConnections()
+	side := newSideTable()
+	client := newClient(c, d, side)
+	defer client.CloseIdleConnections()
 	workers := c.maxWorkers()
 	atk := vegeta.NewAttacker(
 		vegeta.Client(client),
@@ -152,12 +166,16 @@ func (g *Generator) run(ctx context.Context, tl *timeline.Timeline) (Summary, er
 		vegeta.MaxBody(0), // the body is drained, never kept: only status and headers matter
 	)
 	target := vegeta.Target{Method: c.method, URL: c.target, Body: c.body, Header: c.header}
+	targeter := vegeta.NewStaticTargeter(target)
+	if c.router != nil {
+		targeter = routedTargeter(target, c.router)
+	}
 	pacer := vegeta.ConstantPacer{Freq: c.rate, Per: time.Second}
 
 	begin := time.Now()
 	tl.AddEvent(timeline.Event{Offset: tl.Since(begin), Kind: timeline.EvNote,
 		Detail: "load started: " + g.String()})
-	results := atk.Attack(vegeta.NewStaticTargeter(target), pacer, c.duration, c.name)
+	results := atk.Attack(targeter, pacer, c.duration, c.name)
 
 	var (
 		rec      recorder
@@ -168,7 +186,7 @@ func (g *Generator) run(ctx context.Context, tl *timeline.Timeline) (Summary, er
 		abandons int
 		grace    <-chan time.Time
 	)
-	rec.tl = tl
+	rec.tl, rec.kind, rec.side, rec.router = tl, c.kind, side, c.router
 loop:
 	for {
 		select {
@@ -250,10 +268,41 @@ func attribute(r *timeline.Request, h http.Header) {
 	r.Terminating = strings.EqualFold(t, "true") || t == "1" || strings.EqualFold(t, "yes")
 }
 
+// routedTargeter sends each request to the pod the router picks, keeping
+// the target's method, path, headers and body.
+func routedTargeter(base vegeta.Target, r Router) vegeta.Targeter {
+	path := pathOf(base.URL)
+	none := "http://" + noEndpointHost + path
+	return func(t *vegeta.Target) error {
+		*t = base
+		ep, ok := r.Pick()
+		if !ok {
+			t.URL = none
+			return nil
+		}
+		t.URL = "http://" + ep.Addr + path
+		return nil
+	}
+}
+
+// pathOf is the path and query of an http URL ("/" when it has none).
+func pathOf(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	if i := strings.IndexByte(u, '/'); i >= 0 {
+		return u[i:]
+	}
+	return "/"
+}
+
 // recorder turns vegeta results into timeline requests and keeps the counts.
 // It belongs to the one goroutine reading the results.
 type recorder struct {
 	tl          *timeline.Timeline
+	kind        timeline.ClientKind
+	side        *sideTable
+	router      Router
 	sent, ok    int
 	byKind      [256]int // indexed by timeline.ErrorKind
 	first, last time.Duration
@@ -267,9 +316,32 @@ func (r *recorder) record(res *vegeta.Result) {
 		Latency: res.Latency,
 		Code:    int(res.Code),
 		ErrText: res.Error,
+		Client:  r.kind,
 	}
 	req.Err = timeline.ClassifyError(req.Code, req.ErrText)
 	attribute(&req, res.Headers)
+	var info reqInfo
+	known := false
+	if r.side != nil {
+		info, known = r.side.take(res.Seq)
+	}
+	if known {
+		req.Reused = info.reused
+		if info.routed {
+			// The client chose the pod: that is who the request went to,
+			// whatever the answer (or its absence) says.
+			req.Pod, req.PodIP, req.Node, req.Via = info.ep.Pod, info.ep.IP(), info.ep.Node, timeline.ViaRoute
+		}
+		// A pooled connection the server had closed before the request was
+		// written on it: nothing reached the app.
+		if req.Err.IsConnection() && info.reused && !info.wrote && req.Err != timeline.ErrTimeout {
+			req.Err = timeline.ErrClosedIdle
+		}
+	} else if r.router != nil && req.Err != timeline.ErrNone && res.URL != "" {
+		if ep, ok := r.router.Lookup(hostOf(res.URL)); ok {
+			req.Pod, req.PodIP, req.Node, req.Via = ep.Pod, ep.IP(), ep.Node, timeline.ViaRoute
+		}
+	}
 	r.tl.AddRequest(req)
 
 	if r.sent == 0 || req.Offset < r.first {

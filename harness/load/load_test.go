@@ -131,7 +131,7 @@ func TestResultsLandInTheTimelineWithAttribution(t *testing.T) {
 	assert.InDelta(t, float64(len(reqs)-1)*10, float64(gaps.Milliseconds()), 50)
 
 	require.Len(t, notes, 2)
-	assert.Contains(t, notes[0].Detail, "load started: checkout: GET "+a.url+" at 100 rps for 1s")
+	assert.Contains(t, notes[0].Detail, "load started: checkout: service client, GET "+a.url+" at 100 rps for 1s")
 	assert.LessOrEqual(t, notes[0].Offset, reqs[0].Offset)
 	assert.Contains(t, notes[1].Detail, "load ended (duration elapsed): sent ")
 	assert.GreaterOrEqual(t, notes[1].Offset, reqs[len(reqs)-1].End())
@@ -321,32 +321,46 @@ func TestStopIsIdempotentAndLetsInFlightFinish(t *testing.T) {
 	assert.Error(t, err)
 }
 
-// TestKeepAliveHidesLostRequests demonstrates the finding in the package
-// documentation: a server that drops every 10th request it receives loses
-// about 10% of them, but with keep-alive Go's transport re-sends a dropped GET
-// on a fresh connection and the client sees nearly none of the losses.
-func TestKeepAliveHidesLostRequests(t *testing.T) {
-	run := func(keepAlive bool) (sum Summary, received, dropped int) {
+// TestTransparentRetryHidesLostRequests demonstrates the finding in the
+// package documentation: a server that drops every 10th request it receives
+// loses about 10% of them; a plain Go client with keep-alive re-sends each
+// dropped GET on a fresh connection and sees nearly none of the losses. The
+// harness's clients see every one, pooled connections or not.
+func TestTransparentRetryHidesLostRequests(t *testing.T) {
+	run := func(opts ...Option) (sum Summary, reqs []timeline.Request, received, dropped int) {
 		d, u := startDropper(t, 10)
-		g, err := New(u, Rate(100), Duration(time.Second), KeepAlive(keepAlive))
+		g, err := New(u, append([]Option{Rate(100), Duration(time.Second)}, opts...)...)
 		require.NoError(t, err)
-		sum, err = g.Run(context.Background(), timeline.New(time.Now()))
+		tl := timeline.New(time.Now())
+		sum, err = g.Run(context.Background(), tl)
 		require.NoError(t, err)
 		received, dropped = d.stats()
-		return sum, received, dropped
+		return sum, tl.Requests(), received, dropped
 	}
 
-	off, recvOff, droppedOff := run(false)
-	t.Logf("keep-alive off: server dropped %d of %d; client saw %s", droppedOff, recvOff, off)
-	assert.Equal(t, off.Sent, recvOff, "without keep-alive nothing is re-sent")
-	assert.Equal(t, droppedOff, off.Failed, "every lost request is seen")
-	assert.Equal(t, off.Failed, off.ByKind[timeline.ErrEOF])
+	fresh, _, recvFresh, droppedFresh := run()
+	t.Logf("new connection per request: server dropped %d of %d; client saw %s", droppedFresh, recvFresh, fresh)
+	assert.Equal(t, fresh.Sent, recvFresh, "nothing is re-sent")
+	assert.Equal(t, droppedFresh, fresh.Failed, "every lost request is seen")
+	assert.Equal(t, fresh.Failed, fresh.ByKind[timeline.ErrEOF])
 
-	on, recvOn, droppedOn := run(true)
-	t.Logf("keep-alive on:  server dropped %d of %d; client saw %s", droppedOn, recvOn, on)
-	assert.GreaterOrEqual(t, droppedOn, 9)
-	assert.Greater(t, recvOn, on.Sent, "the transport re-sent dropped requests")
-	assert.LessOrEqual(t, on.Failed, droppedOn/3, "most losses are hidden by the transport's retry")
+	pooled, reqs, recvPooled, droppedPooled := run(KeepAlive(true))
+	t.Logf("pooled, no retry:           server dropped %d of %d; client saw %s", droppedPooled, recvPooled, pooled)
+	assert.Equal(t, pooled.Sent, recvPooled, "nothing is re-sent")
+	assert.Equal(t, droppedPooled, pooled.Failed, "every lost request is seen")
+	reused := 0
+	for _, r := range reqs {
+		if r.Reused {
+			reused++
+		}
+	}
+	assert.Greater(t, reused, pooled.Sent/2, "most requests went out on pooled connections")
+
+	plain, _, recvPlain, droppedPlain := run(KeepAlive(true), TransparentRetry(true))
+	t.Logf("plain Go client:            server dropped %d of %d; client saw %s", droppedPlain, recvPlain, plain)
+	assert.GreaterOrEqual(t, droppedPlain, 9)
+	assert.Greater(t, recvPlain, plain.Sent, "the transport re-sent dropped requests")
+	assert.LessOrEqual(t, plain.Failed, droppedPlain/3, "most losses are hidden by the transport's retry")
 }
 
 func TestRequestSettingsReachTheServer(t *testing.T) {

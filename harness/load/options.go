@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
 // Bounds and defaults of the settings.
@@ -47,7 +49,11 @@ type config struct {
 	workers   int // when workersSet; otherwise derived from rate and timeout
 	conns     int // when connsSet; otherwise no cap beyond the workers
 
-	workersSet, connsSet bool
+	kind             timeline.ClientKind
+	router           Router
+	transparentRetry bool
+
+	workersSet, connsSet, keepAliveSet, kindSet bool
 }
 
 func defaultConfig(target string) config {
@@ -59,7 +65,20 @@ func defaultConfig(target string) config {
 		rate:      DefaultRate,
 		duration:  DefaultDuration,
 		timeout:   DefaultTimeout,
-		keepAlive: true,
+	}
+}
+
+// settle fills the defaults that depend on other settings: the client kind
+// follows from whether a router is set, and keep-alive from the kind.
+func (c *config) settle() {
+	if !c.kindSet {
+		c.kind = timeline.ClientService
+		if c.router != nil {
+			c.kind = timeline.ClientGateway
+		}
+	}
+	if !c.keepAliveSet {
+		c.keepAlive = c.kind == timeline.ClientGateway
 	}
 }
 
@@ -86,11 +105,28 @@ func Body(b []byte) Option {
 	return func(c *config) { c.body = append([]byte(nil), b...) }
 }
 
-// KeepAlive turns connection reuse on (the default) or off. With keep-alive
-// on, Go's transport silently re-sends a replayable request (GET, HEAD...)
-// that failed on a reused connection the server had closed, which hides
-// requests lost by an abrupt shutdown; see the package documentation.
-func KeepAlive(on bool) Option { return func(c *config) { c.keepAlive = on } }
+// KeepAlive turns connection reuse on or off. By default a routing
+// (gateway) client keeps connections alive, pooled per pod, and a service
+// client opens a new connection per request; see the package documentation.
+func KeepAlive(on bool) Option { return func(c *config) { c.keepAlive, c.keepAliveSet = on, true } }
+
+// Client sets the client kind recorded on every request. By default a client
+// with a router is a gateway client, one without a service client.
+func Client(kind timeline.ClientKind) Option {
+	return func(c *config) { c.kind, c.kindSet = kind, true }
+}
+
+// ViaRouter makes the client route each request itself, like an ingress
+// controller: the router picks the pod, the request goes to its address
+// (the target URL's host is replaced; its path and query are kept) and the
+// result is attributed to that pod whatever happened to the request.
+func ViaRouter(r Router) Option { return func(c *config) { c.router = r } }
+
+// TransparentRetry lets net/http re-send a request that failed on a reused
+// keep-alive connection, as a plain Go client does (off by default: the
+// harness must see every loss). Only for demonstrating what such clients
+// miss; see the package documentation.
+func TransparentRetry(on bool) Option { return func(c *config) { c.transparentRetry = on } }
 
 // MaxWorkers caps the requests in flight (1 to MaxWorkersLimit). The default,
 // rate × timeout (at least 10), sustains the rate even when every request
@@ -157,6 +193,12 @@ func (c *config) validate() error {
 	if c.connsSet && (c.conns < 1 || c.conns > MaxConnectionsLimit) {
 		bad("max connections %d is out of range: use load.MaxConnections(n) with n from 1 to %d, or leave the default (no cap)",
 			c.conns, MaxConnectionsLimit)
+	}
+	if c.kindSet && c.kind != timeline.ClientGateway && c.kind != timeline.ClientService {
+		bad("client kind %v is not one the harness runs: use load.Client(timeline.ClientGateway) or timeline.ClientService", c.kind)
+	}
+	if c.kind == timeline.ClientGateway && c.router == nil && c.kindSet {
+		bad("a gateway client routes requests itself: give it a router with load.ViaRouter(r)")
 	}
 	if c.name == "" {
 		bad("name is empty: use load.Name(\"checkout-load\") or leave the default %q", DefaultName)

@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptrace"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -86,9 +90,9 @@ func (c *trackedConn) Close() error {
 	return c.Conn.Close()
 }
 
-// newClient is the HTTP client of one run; see "The client" in the package
+// newClient is the HTTP client of one run; see "The clients" in the package
 // documentation for why each setting differs from vegeta's defaults.
-func newClient(c *config, d *dialer) (*http.Client, *http.Transport) {
+func newClient(c *config, d *dialer, side *sideTable) *http.Client {
 	workers := c.maxWorkers()
 	tr := &http.Transport{
 		Proxy:               nil, // never a proxy from the environment
@@ -102,12 +106,135 @@ func newClient(c *config, d *dialer) (*http.Client, *http.Transport) {
 		TLSNextProto:      map[string]func(string, *tls.Conn) http.RoundTripper{},
 		ForceAttemptHTTP2: false,
 	}
-	client := &http.Client{
-		Transport: tr,
+	return &http.Client{
+		Transport: &observedTransport{base: tr, side: side, router: c.router, retry: c.transparentRetry},
 		Timeout:   c.timeout,
 		CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse // the target's own answer
 		},
 	}
-	return client, tr
+}
+
+// observedTransport wraps the run's http.Transport to learn, per request,
+// what a timeline needs and net/http does not return: whether the request
+// went out on a reused connection, whether it was fully written before it
+// failed, and (for a routing client) which pod it was sent to. It also keeps
+// net/http from retrying behind the harness's back (see noRetryBody).
+type observedTransport struct {
+	base   *http.Transport
+	side   *sideTable
+	router Router
+	retry  bool // let net/http retry replayable requests (models a plain Go client)
+}
+
+func (t *observedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	seq, ok := parseSeq(req.Header.Get(seqHeader))
+	// vegeta's bookkeeping headers are not part of what a client sends.
+	req.Header.Del(seqHeader)
+	req.Header.Del(attackHeader)
+	if req.URL.Host == noEndpointHost {
+		return noEndpointResponse(req), nil
+	}
+	var info reqInfo
+	if t.router != nil {
+		if ep, found := t.router.Lookup(req.URL.Host); found {
+			info.ep, info.routed = ep, true
+		}
+	}
+	trace := &httptrace.ClientTrace{
+		GotConn:      func(ci httptrace.GotConnInfo) { info.reused = ci.Reused },
+		WroteRequest: func(w httptrace.WroteRequestInfo) { info.wrote = w.Err == nil },
+	}
+	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
+	if !t.retry && req.Body == nil {
+		req.Body, req.GetBody, req.ContentLength = noRetryBody{}, nil, 0
+	}
+	resp, err := t.base.RoundTrip(req)
+	if ok {
+		t.side.put(seq, info)
+	}
+	return resp, err
+}
+
+// noRetryBody is the body of every request the harness sends. net/http's
+// Transport documents that it retries a request that failed on a reused
+// connection when the request is idempotent (GET, HEAD...) and "either has
+// no body or has its Request.GetBody defined". A real gateway or a load
+// balancer reports such a failure, and so must the harness: a retried
+// request hides exactly the loss a rehearsal is looking for (an in-flight
+// request killed with its pod). An empty body without GetBody makes the
+// request non-replayable; net/http probes it, finds it empty and sends no
+// body and no Content-Length, so the wire request is unchanged.
+// TestNoTransparentRetry holds net/http to this.
+type noRetryBody struct{}
+
+func (noRetryBody) Read([]byte) (int, error) { return 0, io.EOF }
+func (noRetryBody) Close() error             { return nil }
+
+func noEndpointResponse(req *http.Request) *http.Response {
+	return &http.Response{
+		Status: NoEndpointStatus, StatusCode: http.StatusServiceUnavailable,
+		Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: http.Header{}, Body: http.NoBody, Request: req,
+	}
+}
+
+// vegeta numbers every request in this header (and names the attack in the
+// other); the number links a result to what the transport saw of it.
+const (
+	seqHeader    = "X-Vegeta-Seq"
+	attackHeader = "X-Vegeta-Attack"
+)
+
+func parseSeq(s string) (uint64, bool) {
+	if s == "" {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	return n, err == nil
+}
+
+// reqInfo is what the transport learnt of one request.
+type reqInfo struct {
+	reused, wrote bool
+	routed        bool
+	ep            Endpoint
+}
+
+// sideTable hands reqInfo from the transport to the recorder, by vegeta's
+// sequence number. In steady state it holds about as many entries as there
+// are requests in flight, and a map reuses its space, so it allocates
+// nothing per request once warm.
+type sideTable struct {
+	mu sync.Mutex
+	m  map[uint64]reqInfo
+}
+
+func newSideTable() *sideTable { return &sideTable{m: map[uint64]reqInfo{}} }
+
+func (s *sideTable) put(seq uint64, info reqInfo) {
+	s.mu.Lock()
+	s.m[seq] = info
+	s.mu.Unlock()
+}
+
+func (s *sideTable) take(seq uint64) (reqInfo, bool) {
+	s.mu.Lock()
+	info, ok := s.m[seq]
+	if ok {
+		delete(s.m, seq)
+	}
+	s.mu.Unlock()
+	return info, ok
+}
+
+// hostOf is the host:port of an http URL, without allocating.
+func hostOf(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		u = u[i+3:]
+	}
+	if i := strings.IndexByte(u, '/'); i >= 0 {
+		u = u[:i]
+	}
+	return u
 }
