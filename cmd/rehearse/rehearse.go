@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/kube-rehearse/rehearse/fixtures/app"
+	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/deploy"
 	"github.com/kube-rehearse/rehearse/harness/engine"
@@ -32,11 +32,11 @@ func (r *rehearsalFlags) register(fs interface {
 	StringVar(*string, string, string, string)
 	IntVar(*int, string, int, string)
 }) {
-	names := make([]string, 0, len(app.Presets()))
-	for _, p := range app.Presets() {
+	names := make([]string, 0, len(appspec.Presets()))
+	for _, p := range appspec.Presets() {
 		names = append(names, string(p))
 	}
-	fs.StringVar(&r.preset, "preset", string(app.PresetWellBehaved), "rehearsal app variant: "+strings.Join(names, ", "))
+	fs.StringVar(&r.preset, "preset", string(appspec.PresetWellBehaved), "rehearsal app variant: "+strings.Join(names, ", "))
 	fs.IntVar(&r.rate, "rate", 200, "requests per second during the rehearsal (1-5000)")
 	fs.StringVar(&r.out, "out", "rehearsal-results", "directory for the timeline (timeline.jsonl) and the verdict (verdict.txt)")
 	fs.StringVar(&r.manifests, "manifests", "", "your own app instead of the rehearsal app: a YAML file, a directory of them, or a kustomize directory")
@@ -52,7 +52,7 @@ func (r rehearsalFlags) validate() error {
 		problems = append(problems, fmt.Sprintf("--rate %d: use 1 to 5000 requests per second", r.rate))
 	}
 	if r.manifests == "" {
-		if _, err := app.PresetSpec(app.Preset(r.preset), app.Image); err != nil {
+		if _, err := appspec.PresetSpec(appspec.Preset(r.preset), appspec.Image); err != nil {
 			problems = append(problems, fmt.Sprintf("--preset %q: %v", r.preset, err))
 		}
 	} else {
@@ -143,14 +143,14 @@ func (r rehearsalFlags) deploy(ctx context.Context, c *cluster.Cluster, f cluste
 		return observe.Target{}, "", err
 	}
 	defer os.RemoveAll(dir)
-	archive, err := app.BuildArchive(ctx, root, dir)
+	archive, err := appspec.BuildArchive(ctx, root, dir)
 	if err != nil {
 		return observe.Target{}, "", err
 	}
 	if err := c.LoadImageArchive(ctx, archive); err != nil {
 		return observe.Target{}, "", err
 	}
-	spec, err := app.PresetSpec(app.Preset(r.preset), app.Image)
+	spec, err := appspec.PresetSpec(appspec.Preset(r.preset), appspec.Image)
 	if err != nil {
 		return observe.Target{}, "", err
 	}

@@ -19,7 +19,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/kube-rehearse/rehearse/fixtures/app"
+	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/harness/apply"
 	"github.com/kube-rehearse/rehearse/harness/observe"
 )
@@ -29,7 +29,7 @@ const Timeout = 3 * time.Minute
 
 // App deploys the rehearsal app in spec.Namespace (created if missing) and
 // waits until its Deployment is available.
-func App(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, spec app.AppSpec) (observe.Target, error) {
+func App(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, spec appspec.Spec) (observe.Target, error) {
 	manifests, err := spec.Manifests()
 	if err != nil {
 		return observe.Target{}, err

@@ -25,7 +25,7 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
-	"github.com/kube-rehearse/rehearse/fixtures/app"
+	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/fixtures/netcheck"
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness/cluster"
@@ -98,7 +98,7 @@ func loadImages(ctx context.Context, _ *envconf.Config) (context.Context, error)
 		return ctx, err
 	}
 	defer os.RemoveAll(dir)
-	for _, build := range []func(context.Context, string, string) (string, error){app.BuildArchive, netcheck.BuildArchive} {
+	for _, build := range []func(context.Context, string, string) (string, error){appspec.BuildArchive, netcheck.BuildArchive} {
 		archive, err := build(ctx, root, dir)
 		if err != nil {
 			return ctx, err
@@ -112,7 +112,7 @@ func loadImages(ctx context.Context, _ *envconf.Config) (context.Context, error)
 
 // rehearse deploys spec in its own namespace, restarts it under load and
 // returns the judged result.
-func rehearse(ctx context.Context, t *testing.T, key string, spec app.AppSpec) rehearsal.Result {
+func rehearse(ctx context.Context, t *testing.T, key string, spec appspec.Spec) rehearsal.Result {
 	t.Helper()
 	spec.Namespace = "rr-" + key
 	spec.Service.NodePort = nodePorts[key]
@@ -161,7 +161,7 @@ func classes(r verdict.Report) map[verdict.Class]bool {
 func TestRollingRestart(t *testing.T) {
 	wellBehaved := features.New("well-behaved app").
 		Assess("passes with zero failed requests at 200 rps", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			res := rehearse(ctx, t, "well-behaved", app.WellBehaved(app.Image))
+			res := rehearse(ctx, t, "well-behaved", appspec.WellBehaved(appspec.Image))
 			require.Greater(t, res.Load.Sent, 4000, "at 200 rps for 10 s or more")
 			require.Zero(t, res.Load.Failed, "failed requests")
 			require.Empty(t, res.Report.Failed(), "every verdict passes")
@@ -170,7 +170,7 @@ func TestRollingRestart(t *testing.T) {
 
 	abrupt := features.New("app that exits abruptly on SIGTERM").
 		Assess("fails with a graceful-shutdown diagnosis", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			spec, err := app.PresetSpec(app.PresetAbrupt, app.Image)
+			spec, err := appspec.PresetSpec(appspec.PresetAbrupt, appspec.Image)
 			require.NoError(t, err)
 			res := rehearse(ctx, t, "abrupt", spec)
 			require.NotZero(t, res.Load.Failed, "an abrupt exit must cost requests")
@@ -184,7 +184,7 @@ func TestRollingRestart(t *testing.T) {
 
 	lying := features.New("app whose readiness probe lies").
 		Assess("fails with a readiness diagnosis", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			spec, err := app.PresetSpec(app.PresetLyingReadiness, app.Image)
+			spec, err := appspec.PresetSpec(appspec.PresetLyingReadiness, appspec.Image)
 			require.NoError(t, err)
 			res := rehearse(ctx, t, "lying", spec)
 			require.NotZero(t, res.Load.Failed, "traffic to pods that cannot serve must fail")
