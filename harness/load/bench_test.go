@@ -35,7 +35,7 @@ func report(b *testing.B, format string, a ...any) {
 // BenchmarkOutagePrecision: how exactly does the timeline measure an outage
 // of known length? At 500 rps (a request every 2 ms) the app fails every
 // request arriving inside a 1 s admin failure window; the longest run of
-// failures on the timeline (verdict.Outages: first failed send to the next
+// failures on the timeline (verdict.FailureRuns: first failed send to the next
 // successful send) should be 1 s within one request interval.
 func BenchmarkOutagePrecision(b *testing.B) {
 	const (
@@ -61,11 +61,11 @@ func BenchmarkOutagePrecision(b *testing.B) {
 	b.StopTimer()
 
 	s := tl.Snapshot()
-	outages := verdict.Outages(&s)
+	outages := verdict.FailureRuns(&s, timeline.ClientService)
 	if len(outages) == 0 {
 		b.Fatalf("no outage on the timeline: %s", sum)
 	}
-	o := slices.MaxFunc(outages, func(x, y verdict.Outage) int { return int(x.Duration() - y.Duration()) })
+	o := slices.MaxFunc(outages, func(x, y verdict.FailureRun) int { return int(x.Duration() - y.Duration()) })
 	errDur := o.Duration() - outage
 	startEdge := o.From - tl.Since(from) // send time of the first failure vs the window's start
 	endEdge := o.To - tl.Since(until)    // send time of the first success vs the window's end

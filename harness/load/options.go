@@ -58,13 +58,13 @@ type config struct {
 
 func defaultConfig(target string) config {
 	return config{
-		name:      DefaultName,
-		target:    target,
-		method:    http.MethodGet,
-		header:    http.Header{},
-		rate:      DefaultRate,
-		duration:  DefaultDuration,
-		timeout:   DefaultTimeout,
+		name:     DefaultName,
+		target:   target,
+		method:   http.MethodGet,
+		header:   http.Header{},
+		rate:     DefaultRate,
+		duration: DefaultDuration,
+		timeout:  DefaultTimeout,
 	}
 }
 

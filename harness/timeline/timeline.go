@@ -20,6 +20,7 @@ import (
 	"maps"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,13 +29,37 @@ import (
 // timeline ended.
 const Forever = time.Duration(math.MaxInt64)
 
-// Conventional phase names. Any name may be used; these are the ones suites
-// and verdicts expect for a plain "before, during, after" rehearsal.
+// Phase names verdicts understand. A rehearsal warms up (load on, not
+// judged: connections are being opened and every pod reached), measures a
+// baseline (nothing done yet: it must be clean), then each scenario's fault
+// phase (the scenario's steps) and recovery phase (load only). A plan with
+// several scenarios names their phases "fault:<scenario>" and
+// "recovery:<scenario>" (FaultPhase, RecoveryPhase).
 const (
+	PhaseWarmup   = "warmup"
 	PhaseBaseline = "baseline"
 	PhaseFault    = "fault"
 	PhaseRecovery = "recovery"
 )
+
+// FaultPhase is the fault phase's name for a scenario ("" for the only one).
+func FaultPhase(scenario string) string { return scenarioPhase(PhaseFault, scenario) }
+
+// RecoveryPhase is the recovery phase's name for a scenario.
+func RecoveryPhase(scenario string) string { return scenarioPhase(PhaseRecovery, scenario) }
+
+func scenarioPhase(kind, scenario string) string {
+	if scenario == "" {
+		return kind
+	}
+	return kind + ":" + scenario
+}
+
+// SplitPhase reads a phase name: its kind (PhaseFault...) and scenario.
+func SplitPhase(name string) (kind, scenario string) {
+	kind, scenario, _ = strings.Cut(name, ":")
+	return kind, scenario
+}
 
 // Request is the result of one request of the load.
 type Request struct {

@@ -1,8 +1,6 @@
 package verdict
 
 import (
-	"slices"
-	"sort"
 	"time"
 
 	"github.com/kube-rehearse/rehearse/harness/timeline"
@@ -15,29 +13,42 @@ type Cause uint8
 const (
 	// CauseUnexplained: no pod lifecycle event explains the failure.
 	CauseUnexplained Cause = iota
+	// CauseClient: the load generator failed by itself (out of file
+	// descriptors or ports). Never blamed on the application.
+	CauseClient
 	// CauseShutdown: the request went to a pod whose deletion had been
 	// requested (classes 7 and 8).
 	CauseShutdown
-	// CauseNotReady: the request went to a pod that was not Ready, or
-	// failed with a connection error right after a new pod's endpoint
-	// became ready and before it had served anything (class 9).
-	CauseNotReady
-	// CauseReadinessLie: a pod answered with an error while it was Ready
-	// and not terminating (class 9).
-	CauseReadinessLie
+	// CauseNotServing: the request went to a pod that was Ready (or routed
+	// to) but had not served successfully yet: its readiness lied or it has
+	// no probe (class 9).
+	CauseNotServing
+	// CauseRestart: the request went to a pod around a restart of its
+	// container, not a deletion (a crash, a failed liveness probe).
+	CauseRestart
+	// CauseAppError: a pod that had served and was not terminating answered
+	// with an error.
+	CauseAppError
 	// CauseZeroReady: the Service had no ready endpoint (class 10).
 	CauseZeroReady
-	// CauseDNS: the name did not resolve (class 6).
+	// CauseDNS: a name did not resolve, for the client or for the app's
+	// call to its dependency (class 6).
 	CauseDNS
+	// CauseDownstream: the app's dependency failed for another reason
+	// (connect, timeout) and the app passed the failure on.
+	CauseDownstream
 )
 
 var causeNames = [...]string{
-	CauseUnexplained:  "unexplained",
-	CauseShutdown:     "pod shutting down",
-	CauseNotReady:     "pod not ready",
-	CauseReadinessLie: "pod Ready but failing",
-	CauseZeroReady:    "no ready endpoint",
-	CauseDNS:          "name resolution",
+	CauseUnexplained: "unexplained",
+	CauseClient:      "the load generator's own failure",
+	CauseShutdown:    "pod shutting down",
+	CauseNotServing:  "pod Ready but not serving yet",
+	CauseRestart:     "container restart",
+	CauseAppError:    "app error at a serving pod",
+	CauseZeroReady:   "no ready endpoint",
+	CauseDNS:         "name resolution",
+	CauseDownstream:  "the app's dependency failed",
 }
 
 func (c Cause) String() string {
@@ -47,140 +58,174 @@ func (c Cause) String() string {
 	return "unknown"
 }
 
-// Class is the catalogue class a cause points to.
-func (c Cause) Class() Class {
-	switch c {
-	case CauseShutdown:
-		return ClassNoGracefulShutdown
-	case CauseNotReady, CauseReadinessLie:
-		return ClassNotReadyTraffic
-	case CauseZeroReady:
-		return ClassZeroReady
-	case CauseDNS:
-		return ClassDNS
-	}
-	return ClassNone
-}
-
 // Attribution says why one failed request failed.
 type Attribution struct {
 	Request int // index into the snapshot's Requests
 	Cause   Cause
-	// Pods are the pods it is attributed to: the one named by the
-	// response's headers, or, for a correlated failure, every pod whose
-	// event window contains it.
-	Pods []string
+	// Pods are the pods it is attributed to: the one it was routed to or
+	// that named itself in the response, or, for a correlated failure, every
+	// pod whose event window contains it, each carrying 1/len(Pods) of the
+	// blame.
+	Pods []*timeline.PodLifecycle
 	// Correlated is true when the pods were found by timeline correlation
-	// (the response carried no attribution, e.g. a connection reset).
+	// (the client did not route the request itself and the response named
+	// nobody, e.g. a refused connection through the Service).
 	Correlated bool
 }
 
-// analysis is everything the checks share, computed once per snapshot.
-type analysis struct {
-	s          *timeline.Snapshot
-	th         Thresholds
-	pods       []timeline.PodLifecycle
-	byPod      map[string]*timeline.PodLifecycle
-	ips        timeline.IPIndex
-	ready      timeline.ReadySeries
-	endpointEv bool // any endpoint event at all
-	attributed int  // requests whose response named a pod
-	// successes per pod (attributed by headers), sorted by offset
-	successes map[string][]time.Duration
-	// attribution per failed request, in request order, and its index by request
-	attrs           []Attribution
-	byReq           map[int]int
-	firstTx, lastTx time.Duration // the first and last request's send offsets
-	// send offsets of every success, sorted
-	okTimes       []time.Duration
-	shutdownCache *[]PodShutdown
-}
-
-func analyse(s *timeline.Snapshot, th Thresholds) *analysis {
-	a := &analysis{
-		s:         s,
-		th:        th,
-		pods:      timeline.PodLifecycles(s.Events),
-		ips:       timeline.NewIPIndex(s.Events),
-		ready:     timeline.ReadyEndpoints(s.Events),
-		successes: map[string][]time.Duration{},
-		byReq:     map[int]int{},
+// Weight is the share of the failure each of its pods carries.
+func (at *Attribution) Weight() float64 {
+	if len(at.Pods) == 0 {
+		return 0
 	}
-	a.byPod = make(map[string]*timeline.PodLifecycle, len(a.pods))
-	for i := range a.pods {
-		a.byPod[a.pods[i].Pod] = &a.pods[i]
-	}
-	for i := range s.Events {
-		if s.Events[i].Kind.IsEndpoint() {
-			a.endpointEv = true
-			break
-		}
-	}
-	if n := len(s.Requests); n > 0 {
-		a.firstTx, a.lastTx = s.Requests[0].Offset, s.Requests[n-1].Offset
-	}
-	for i := range s.Requests {
-		r := &s.Requests[i]
-		if r.OK() {
-			a.okTimes = append(a.okTimes, r.Offset)
-		}
-		if !r.Attributed() {
-			continue
-		}
-		a.attributed++
-		if r.OK() {
-			if pod := a.podOf(r); pod != "" {
-				a.successes[pod] = append(a.successes[pod], r.Offset)
-			}
-		}
-	}
-	for i := range s.Requests {
-		if s.Requests[i].OK() {
-			continue
-		}
-		at := a.attribute(i)
-		a.byReq[i] = len(a.attrs)
-		a.attrs = append(a.attrs, at)
-	}
-	return a
+	return 1 / float64(len(at.Pods))
 }
 
 // Attribute explains every failed request of a snapshot (whose records must
-// be sorted): which cause, which pods, and whether by headers or by
+// be sorted): which cause, which pods, and whether by route, headers or
 // correlation. The result is in request order.
 func Attribute(s *timeline.Snapshot, th Thresholds) []Attribution {
 	return analyse(s, th).attrs
 }
 
-// podOf is the pod a response named, by name or else by IP.
-func (a *analysis) podOf(r *timeline.Request) string {
-	if r.Pod != "" {
-		return r.Pod
-	}
-	if r.PodIP != "" {
-		return a.ips.Pod(r.PodIP, r.Offset)
-	}
-	return ""
+// deletedBy reports whether the pod's deletion was requested by the offset
+// (within the tolerance: the deletion is seen late).
+func (a *analysis) deletedBy(p *timeline.PodLifecycle, at time.Duration) bool {
+	return p.DeletionRequested.Known && at >= p.DeletionRequested.At-a.tol
 }
 
-// firstSuccess returns the first success the pod served at or after from.
-func (a *analysis) firstSuccess(pod string, from time.Duration) (time.Duration, bool) {
-	ok := a.successes[pod]
-	i := sort.Search(len(ok), func(i int) bool { return ok[i] >= from })
-	if i == len(ok) {
-		return 0, false
+// restartWindowAt reports whether the offset is around a container exit of
+// the pod that was not its deletion: from a little before the exit until the
+// pod is Ready again.
+func (a *analysis) restartWindowAt(p *timeline.PodLifecycle, at time.Duration) bool {
+	for _, x := range a.exits[p] {
+		if p.DeletionRequested.Known && x >= p.DeletionRequested.At-a.tol {
+			continue
+		}
+		end := timeline.Forever
+		for _, iv := range p.ReadyIntervals {
+			if iv.From > x {
+				end = iv.From
+				break
+			}
+		}
+		if at >= x-a.tol-a.th.RetryWindow && at <= end+a.tol {
+			return true
+		}
 	}
-	return ok[i], true
+	return false
 }
 
-// shutdownWindow is when unattributed failures may be blamed on a deleted
-// pod: from its deletion until both its endpoint was gone and it exited,
-// widened by the clock-skew tolerance; open-ended while neither is known.
+// gatewayNoEndpoint reports whether the gateway client answered a request
+// itself for lack of a routable pod.
+func gatewayNoEndpoint(r *timeline.Request) bool {
+	return r.Client == timeline.ClientGateway && r.Via == timeline.ViaNone && r.Code == 503
+}
+
+func (a *analysis) attribute(i int) Attribution {
+	r := &a.s.Requests[i]
+	t := r.Offset
+	out := Attribution{Request: i}
+	p := a.podOf(r)
+	if p != nil {
+		out.Pods = []*timeline.PodLifecycle{p}
+	}
+	switch {
+	case r.Err == timeline.ErrClient:
+		out.Cause = CauseClient
+		return out
+	case r.Downstream == "dns" || r.Err == timeline.ErrDNS:
+		out.Cause = CauseDNS
+		return out
+	case r.Downstream != "":
+		out.Cause = CauseDownstream
+		return out
+	case gatewayNoEndpoint(r):
+		out.Cause = CauseZeroReady
+		return out
+	}
+	if p != nil {
+		switch {
+		case r.Terminating || a.deletedBy(p, t):
+			out.Cause = CauseShutdown
+		case a.restartWindowAt(p, t):
+			out.Cause = CauseRestart
+		case !a.servedBetween(p, firstReadyOr(p, 0), t):
+			// Since it became Ready, it had not served anyone yet.
+			out.Cause = CauseNotServing
+		default:
+			out.Cause = CauseAppError
+		}
+		return out
+	}
+	return a.correlate(r, out)
+}
+
+func firstReadyOr(p *timeline.PodLifecycle, def time.Duration) time.Duration {
+	if r := p.FirstReady(); r.Known {
+		return r.At
+	}
+	return def
+}
+
+// correlatable reports whether a failure without a named pod can be blamed
+// on a pod's lifecycle: connection failures, and 5xx answers, which without
+// attribution headers may be the app's own (a pod warming up) or a proxy's.
+func correlatable(r *timeline.Request) bool {
+	return r.Err.IsConnection() || r.Err == timeline.ErrHTTP5xx
+}
+
+// correlate finds the pods whose lifecycle explains a failure the client
+// cannot attribute: pods shutting down (from their deletion until the
+// Service can no longer route to them), pods starting (from Ready until they
+// served), pods restarting. The blame is split between the candidates.
+func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
+	t := r.Offset
+	if !correlatable(r) {
+		return out
+	}
+	if a.hasEps && (a.ready.At(t) == 0 || a.ready.At(t+a.tol) == 0) && r.Err.IsConnection() {
+		out.Cause = CauseZeroReady
+		return out
+	}
+	var stopping, starting, restarting []*timeline.PodLifecycle
+	for k := range a.pods {
+		p := &a.pods[k]
+		if from, to, ok := a.shutdownWindow(p); ok && t >= from && t <= to {
+			stopping = append(stopping, p)
+			continue
+		}
+		if from, to, ok := a.startWindow(p); ok && t >= from && t <= to {
+			starting = append(starting, p)
+			continue
+		}
+		if a.restartWindowAt(p, t) {
+			restarting = append(restarting, p)
+		}
+	}
+	out.Correlated = true
+	switch {
+	case len(stopping) > 0 && (r.Err.IsConnection() || len(starting) == 0):
+		out.Cause, out.Pods = CauseShutdown, stopping
+	case len(starting) > 0:
+		out.Cause, out.Pods = CauseNotServing, starting
+	case len(restarting) > 0:
+		out.Cause, out.Pods = CauseRestart, restarting
+	default:
+		out.Correlated = false
+	}
+	return out
+}
+
+// shutdownWindow is when an unattributed failure may be blamed on a deleted
+// pod: from its deletion until the Service could no longer route to it (its
+// endpoint gone or its process exited, whichever is later, plus kube-proxy's
+// routing lag); open-ended while neither is known.
 func (a *analysis) shutdownWindow(p *timeline.PodLifecycle) (from, to time.Duration, ok bool) {
 	if !p.DeletionRequested.Known {
 		return 0, 0, false
 	}
-	from = p.DeletionRequested.At - a.th.ClockSkew
+	from = p.DeletionRequested.At - a.tol
 	to = timeline.Forever
 	if p.EndpointGone.Known || p.Exited.Known {
 		to = 0
@@ -190,140 +235,23 @@ func (a *analysis) shutdownWindow(p *timeline.PodLifecycle) (from, to time.Durat
 		if p.Exited.Known {
 			to = max(to, p.Exited.At)
 		}
-		to += a.th.ClockSkew
+		to += a.th.ServiceRoutingLag + a.tol
 	}
 	return from, to, true
 }
 
-// startWindow is when unattributed connection failures may be blamed on a
-// new pod: from when it was first marked ready until it served its first
-// success (at most MaxReadyToServe later), widened by the tolerance. Pods
-// already ready when the load started are not new.
+// startWindow is when an unattributed failure may be blamed on a new pod:
+// from when it was first marked ready until it served its first success (at
+// most MaxReadyToServe later). Pods ready before the load started are not
+// new.
 func (a *analysis) startWindow(p *timeline.PodLifecycle) (from, to time.Duration, ok bool) {
 	r := p.FirstReady()
-	if !r.Known || r.At < a.firstTx-a.th.ClockSkew {
+	if !r.Known || len(a.s.Requests) == 0 || r.At < a.s.Requests[0].Offset-a.tol {
 		return 0, 0, false
 	}
 	to = r.At + a.th.MaxReadyToServe
-	if s, ok := a.firstSuccess(p.Pod, r.At-a.th.ClockSkew); ok && s < to {
+	if s, ok := a.firstSuccessFrom(p, r.At-a.tol); ok && s < to {
 		to = s
 	}
-	return r.At - a.th.ClockSkew, to + a.th.ClockSkew, true
-}
-
-// correlatable reports whether an unattributed failure can be blamed on a
-// pod's lifecycle: connection failures, and the 502/503/504 a gateway or
-// proxy answers when its upstream pod vanished.
-func correlatable(r *timeline.Request) bool {
-	if r.Err.IsConnection() {
-		return true
-	}
-	return r.Err == timeline.ErrHTTP5xx && (r.Code == 502 || r.Code == 503 || r.Code == 504)
-}
-
-func (a *analysis) attribute(i int) Attribution {
-	r := &a.s.Requests[i]
-	t := r.Offset
-	tol := a.th.ClockSkew
-	out := Attribution{Request: i}
-	if pod := a.podOf(r); pod != "" {
-		out.Pods = []string{pod}
-		p := a.byPod[pod]
-		switch {
-		case r.Terminating || (p != nil && p.DeletionRequested.Known && t >= p.DeletionRequested.At-tol):
-			out.Cause = CauseShutdown
-		case p == nil:
-			out.Cause = CauseUnexplained
-		case p.ReadyAt(t) || p.EndpointReadyAt(t):
-			out.Cause = CauseReadinessLie
-		default:
-			out.Cause = CauseNotReady
-		}
-		return out
-	}
-	if r.Err == timeline.ErrDNS {
-		out.Cause = CauseDNS
-		return out
-	}
-	if !correlatable(r) {
-		return out
-	}
-	// Zero ready endpoints at the send time, or just after it (the watch
-	// reports changes late, so the recorded state lags the real one).
-	if a.endpointEv && (a.ready.At(t) == 0 || a.ready.At(t+tol) == 0) {
-		out.Cause = CauseZeroReady
-		return out
-	}
-	var stopping, starting []string
-	for k := range a.pods {
-		p := &a.pods[k]
-		if from, to, ok := a.shutdownWindow(p); ok && t >= from && t <= to {
-			stopping = append(stopping, p.Pod)
-			continue
-		}
-		if from, to, ok := a.startWindow(p); ok && t >= from && t <= to {
-			starting = append(starting, p.Pod)
-		}
-	}
-	switch {
-	case len(stopping) > 0:
-		// A terminating pod and a starting one can both be in the window
-		// during a rolling restart; the terminating one is the usual cause.
-		out.Cause, out.Pods, out.Correlated = CauseShutdown, stopping, true
-	case len(starting) > 0:
-		out.Cause, out.Pods, out.Correlated = CauseNotReady, starting, true
-	}
-	return out
-}
-
-// causeTally counts failures by cause and, within a cause, by pod.
-type causeTally struct {
-	n          int
-	byCause    map[Cause]int
-	correlated map[Cause]int
-}
-
-func (a *analysis) tally(reqs []int) causeTally {
-	t := causeTally{byCause: map[Cause]int{}, correlated: map[Cause]int{}}
-	for _, i := range reqs {
-		j, ok := a.byReq[i]
-		if !ok {
-			continue
-		}
-		at := &a.attrs[j]
-		t.n++
-		t.byCause[at.Cause]++
-		if at.Correlated {
-			t.correlated[at.Cause]++
-		}
-	}
-	return t
-}
-
-// dominant is the cause with the most failures (ties: the more specific).
-func (t causeTally) dominant() Cause {
-	best, bestN := CauseUnexplained, -1
-	for _, c := range []Cause{CauseZeroReady, CauseShutdown, CauseReadinessLie, CauseNotReady, CauseDNS, CauseUnexplained} {
-		if n := t.byCause[c]; n > bestN {
-			best, bestN = c, n
-		}
-	}
-	return best
-}
-
-// sortedCauses lists the causes present, most failures first.
-func (t causeTally) sortedCauses() []Cause {
-	var cs []Cause
-	for c, n := range t.byCause {
-		if n > 0 {
-			cs = append(cs, c)
-		}
-	}
-	slices.SortFunc(cs, func(x, y Cause) int {
-		if t.byCause[x] != t.byCause[y] {
-			return t.byCause[y] - t.byCause[x]
-		}
-		return int(x) - int(y)
-	})
-	return cs
+	return r.At - a.tol, to + a.tol, true
 }

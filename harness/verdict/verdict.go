@@ -114,14 +114,31 @@ type Diagnosis struct {
 	Fix      string // in words a person can act on
 }
 
+// Status is the outcome of a check, or of a whole rehearsal.
+type Status string
+
+// The statuses. A rehearsal that cannot be judged never passes: it says
+// why, and CI treats it as not passed.
+const (
+	Pass        Status = "pass"
+	Fail        Status = "fail"
+	CannotJudge Status = "cannot judge"
+)
+
 // Check is one verdict.
 type Check struct {
+	// Name is the check's name, suffixed with the client kind for checks
+	// judged per client ("error-rate/gateway") and prefixed with the
+	// scenario when a plan has several ("drain/error-rate/gateway").
 	Name      string
-	Passed    bool
+	Status    Status
 	Summary   string // one line: what was measured, against what limit
 	Measured  []Figure
-	Diagnosis *Diagnosis // nil when passed
+	Diagnosis *Diagnosis // why it failed or could not be judged; nil when passed
 }
+
+// Passed reports whether the check passed.
+func (c Check) Passed() bool { return c.Status == Pass }
 
 // Figure returns the named figure.
 func (c *Check) Figure(name string) (Figure, bool) {
@@ -136,15 +153,18 @@ func (c *Check) Figure(name string) (Figure, bool) {
 // String is one line: "FAIL graceful-shutdown: ... [class 8: ...]".
 func (c Check) String() string {
 	var b strings.Builder
-	if c.Passed {
+	switch c.Status {
+	case Pass:
 		b.WriteString("PASS ")
-	} else {
+	case Fail:
 		b.WriteString("FAIL ")
+	default:
+		b.WriteString("CANNOT JUDGE ")
 	}
 	b.WriteString(c.Name)
 	b.WriteString(": ")
 	b.WriteString(c.Summary)
-	if c.Diagnosis != nil {
+	if c.Diagnosis != nil && c.Status == Fail {
 		b.WriteString(" [")
 		if c.Diagnosis.Class != ClassNone {
 			b.WriteString(c.Diagnosis.Class.String())
@@ -158,17 +178,28 @@ func (c Check) String() string {
 
 // Report is the verdict on one rehearsal.
 type Report struct {
-	Checks []Check
+	// Outcome is Pass when every check passed; Fail when a check failed
+	// and the rehearsal could be judged; CannotJudge when the rehearsal
+	// measured too little to say (a dirty baseline, a starved load
+	// generator, pods no client reached), with Reason saying why.
+	Outcome Status
+	Reason  string
+	Checks  []Check
 }
 
-// Passed reports whether every check passed.
-func (r Report) Passed() bool { return len(r.Failed()) == 0 }
+// Passed reports whether the rehearsal passed.
+func (r Report) Passed() bool { return r.Outcome == Pass }
 
 // Failed returns the checks that failed, in report order.
-func (r Report) Failed() []Check {
+func (r Report) Failed() []Check { return r.withStatus(Fail) }
+
+// Unjudged returns the checks that could not judge, in report order.
+func (r Report) Unjudged() []Check { return r.withStatus(CannotJudge) }
+
+func (r Report) withStatus(s Status) []Check {
 	var out []Check
 	for _, c := range r.Checks {
-		if !c.Passed {
+		if c.Status == s {
 			out = append(out, c)
 		}
 	}
@@ -190,7 +221,7 @@ func (r Report) Check(name string) (Check, bool) {
 func (r Report) Diagnoses() []Class {
 	var out []Class
 	seen := map[Class]bool{}
-	for _, c := range r.Checks {
+	for _, c := range r.Failed() {
 		if c.Diagnosis != nil && !seen[c.Diagnosis.Class] {
 			seen[c.Diagnosis.Class] = true
 			out = append(out, c.Diagnosis.Class)
@@ -199,9 +230,14 @@ func (r Report) Diagnoses() []Class {
 	return out
 }
 
-// String prints one line per check, for test logs.
+// String prints the outcome and one line per check, for test logs.
 func (r Report) String() string {
 	var b strings.Builder
+	b.WriteString("outcome: " + strings.ToUpper(string(r.Outcome)))
+	if r.Reason != "" {
+		b.WriteString(": " + r.Reason)
+	}
+	b.WriteByte('\n')
 	for _, c := range r.Checks {
 		b.WriteString(c.String())
 		b.WriteByte('\n')
@@ -209,8 +245,34 @@ func (r Report) String() string {
 	return b.String()
 }
 
-// at formats an offset for evidence: "12.345s".
-func at(d time.Duration) string {
+// Explain prints every failed or unjudged check with its evidence and fix:
+// what a person reads to act.
+func (r Report) Explain() string {
+	var b strings.Builder
+	for _, c := range r.Checks {
+		if c.Status == Pass || c.Diagnosis == nil {
+			continue
+		}
+		d := c.Diagnosis
+		fmt.Fprintf(&b, "\n%s %s: ", strings.ToUpper(string(c.Status)), c.Name)
+		if d.Class != ClassNone {
+			b.WriteString(d.Class.String())
+		} else {
+			b.WriteString(d.Title)
+		}
+		b.WriteByte('\n')
+		for _, e := range d.Evidence {
+			b.WriteString("  - " + e.Text + "\n")
+		}
+		if d.Fix != "" {
+			b.WriteString("  fix: " + d.Fix + "\n")
+		}
+	}
+	return b.String()
+}
+
+// fmtAt formats an offset for evidence: "12.345s".
+func fmtAt(d time.Duration) string {
 	return strconv.FormatFloat(d.Seconds(), 'f', 3, 64) + "s"
 }
 

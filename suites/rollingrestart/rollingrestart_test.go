@@ -176,7 +176,7 @@ func TestRollingRestart(t *testing.T) {
 			require.NotZero(t, res.Load.Failed, "an abrupt exit must cost requests")
 			check, ok := res.Report.Check(verdict.CheckGracefulShutdown)
 			require.True(t, ok, "the report has a graceful-shutdown verdict")
-			require.False(t, check.Passed, "graceful-shutdown verdict")
+			require.False(t, check.Passed(), "graceful-shutdown verdict")
 			require.NotNil(t, check.Diagnosis)
 			require.Contains(t, []verdict.Class{7, 8}, check.Diagnosis.Class)
 			return ctx

@@ -1,0 +1,162 @@
+package verdict
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+)
+
+// Names of the checks. Checks judged per client kind are reported as
+// "<name>/<client>" ("error-rate/gateway").
+const (
+	CheckLoad             = "load"              // the load generator achieved its rate without blind spots
+	CheckBaseline         = "baseline"          // nothing failed before the fault, and every pod was reached
+	CheckObservation      = "observation"       // the watches were healthy; their lag
+	CheckErrorRate        = "error-rate"        // per client
+	CheckOutage           = "longest-outage"    // per client
+	CheckReadyEndpoints   = "ready-endpoints"   // never fewer ready endpoints than required
+	CheckReadiness        = "readiness"         // new pods served as soon as they were Ready
+	CheckGracefulShutdown = "graceful-shutdown" // deleted pods lost nothing and exited in time
+)
+
+// checker judges one aspect of a rehearsal.
+type checker struct {
+	// once: judged once per rehearsal (not per scenario window); such checks
+	// gate the others: when they cannot judge, nothing can.
+	once      bool
+	perClient bool
+	judge     func(a *analysis, w *window, c timeline.ClientKind) Check
+}
+
+var checkers = map[string]checker{
+	CheckLoad:             {once: true, judge: func(a *analysis, _ *window, _ timeline.ClientKind) Check { return a.loadCheck() }},
+	CheckBaseline:         {once: true, judge: func(a *analysis, _ *window, _ timeline.ClientKind) Check { return a.baselineCheck() }},
+	CheckObservation:      {once: true, judge: func(a *analysis, _ *window, _ timeline.ClientKind) Check { return a.observationCheck() }},
+	CheckErrorRate:        {perClient: true, judge: (*analysis).errorRateCheck},
+	CheckOutage:           {perClient: true, judge: (*analysis).outageCheck},
+	CheckReadyEndpoints:   {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.readyEndpointsCheck(w) }},
+	CheckReadiness:        {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.readinessCheck(w) }},
+	CheckGracefulShutdown: {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.shutdownCheck(w) }},
+}
+
+// DefaultChecks are the checks of a rehearsal that replaces pods (a
+// restart, a drain, an upgrade), in report order.
+var DefaultChecks = []string{
+	CheckLoad, CheckBaseline, CheckObservation,
+	CheckErrorRate, CheckOutage, CheckReadyEndpoints, CheckReadiness, CheckGracefulShutdown,
+}
+
+// CheckNames lists every check, sorted.
+func CheckNames() []string {
+	out := make([]string, 0, len(checkers))
+	for n := range checkers {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ValidateChecks reports the names that are not checks, naming the ones
+// that are.
+func ValidateChecks(names []string) error {
+	var bad []string
+	for _, n := range names {
+		if _, ok := checkers[n]; !ok {
+			bad = append(bad, fmt.Sprintf("%q", n))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("unknown check %s: use some of %s", strings.Join(bad, ", "), strings.Join(CheckNames(), ", "))
+	}
+	return nil
+}
+
+// Judge judges a timeline with the named checks (DefaultChecks when none).
+func Judge(tl *timeline.Timeline, th Thresholds, checks ...string) Report {
+	s := tl.Snapshot()
+	return JudgeSnapshot(&s, th, checks...)
+}
+
+// JudgeSnapshot judges a snapshot, whose records must be sorted by offset
+// (Timeline.Snapshot's are; call Sort on one built by hand). Each scenario
+// window (a fault phase and its recovery) is judged on its own; with
+// several, check names are prefixed with the scenario.
+func JudgeSnapshot(s *timeline.Snapshot, th Thresholds, checks ...string) Report {
+	if len(checks) == 0 {
+		checks = DefaultChecks
+	}
+	a := analyse(s, th)
+	var r Report
+	var gate *Check
+	for _, name := range checks {
+		ck, ok := checkers[name]
+		if !ok {
+			r.Checks = append(r.Checks, cannotJudge(name, "unknown check",
+				"use one of "+strings.Join(CheckNames(), ", ")))
+			continue
+		}
+		if !ck.once {
+			continue
+		}
+		c := ck.judge(a, nil, timeline.ClientUnknown)
+		c.Name = name
+		r.Checks = append(r.Checks, c)
+		if c.Status == CannotJudge && gate == nil {
+			gate = &r.Checks[len(r.Checks)-1]
+		}
+	}
+	for wi := range a.windows {
+		w := &a.windows[wi]
+		prefix := ""
+		if len(a.windows) > 1 {
+			prefix = w.scenario + "/"
+		}
+		for _, name := range checks {
+			ck, ok := checkers[name]
+			if !ok || ck.once {
+				continue
+			}
+			if !ck.perClient {
+				c := ck.judge(a, w, timeline.ClientUnknown)
+				c.Name = prefix + name
+				r.Checks = append(r.Checks, c)
+				continue
+			}
+			for _, cl := range a.clients {
+				c := ck.judge(a, w, cl)
+				c.Name = prefix + name + "/" + cl.String()
+				r.Checks = append(r.Checks, c)
+			}
+		}
+	}
+	r.Outcome, r.Reason = Pass, ""
+	switch {
+	case gate != nil:
+		r.Outcome, r.Reason = CannotJudge, gate.Name+": "+gate.Summary
+	case len(r.Failed()) > 0:
+		r.Outcome = Fail
+	case len(r.Unjudged()) > 0:
+		u := r.Unjudged()[0]
+		r.Outcome, r.Reason = CannotJudge, u.Name+": "+u.Summary
+	}
+	return r
+}
+
+func cannotJudge(name, what, fix string, figs ...Figure) Check {
+	return Check{
+		Name: name, Status: CannotJudge, Summary: what + ": cannot judge", Measured: figs,
+		Diagnosis: &Diagnosis{Class: ClassNone, Title: what + ": cannot judge", Fix: fix},
+	}
+}
+
+func passIf(ok bool) Status {
+	if ok {
+		return Pass
+	}
+	return Fail
+}
+
+const noRequestsFix = "the load generator recorded no request results: check that the load ran " +
+	"for the whole rehearsal and that its target reaches the Service"

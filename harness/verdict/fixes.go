@@ -1,0 +1,55 @@
+package verdict
+
+import "fmt"
+
+const (
+	fixShutdown = "handle SIGTERM in the app: keep serving while the endpoint removal spreads, then stop " +
+		"accepting new connections, let in-flight requests finish and close idle keep-alive connections, " +
+		"then exit (Go: http.Server.Shutdown; Node.js: server.close; Spring Boot: server.shutdown=graceful)"
+	fixKilled = "the process was still running at the end of terminationGracePeriodSeconds and was " +
+		"SIGKILLed: make it exit on SIGTERM once in-flight work is done, or raise terminationGracePeriodSeconds " +
+		"above the time that takes (a drain that blocks on it delays every node upgrade by as much)"
+	fixReadiness = "give the container a readiness probe that passes only when the app can serve: " +
+		"after it listens and has warmed up (caches loaded, connections to its dependencies open), " +
+		"served by the real request path; use a startupProbe for slow starts instead of a long " +
+		"initialDelaySeconds"
+	fixZeroReady = "add a PodDisruptionBudget (minAvailable: 1, or maxUnavailable: 1) so a drain evicts " +
+		"one pod at a time and waits for its replacement to be Ready, and run at least 2 replicas " +
+		"spread over nodes (topologySpreadConstraints or podAntiAffinity) so one node's drain " +
+		"cannot take them all"
+	fixDNS = "name resolution failed: check CoreDNS (pods Ready, not all on the drained node, a PDB " +
+		"of its own) and the nodes' resolv.conf after the node image change; in the app, cache " +
+		"resolved addresses and retry a failed lookup"
+	fixAppError = "the app answered errors while it was serving and not being replaced: look at its logs " +
+		"at those times; if it fails a few requests all the time, that is its baseline, not the fault's doing"
+	fixRestart = "the app's container restarted (a crash or a failed liveness probe) during the fault: look " +
+		"at its last logs and exit reason (kubectl logs --previous)"
+	fixUnexplained = "no pod or endpoint event explains these failures: look at what happened at " +
+		"those times (the events listed, the app's logs, kube-proxy and the CNI on the nodes involved)"
+)
+
+func (a *analysis) fixFor(w *window, c Class, dom Cause, absorbed, failed int) string {
+	switch c {
+	case ClassNoGracefulShutdown:
+		return fixShutdown
+	case ClassEndpointLag:
+		return a.preStopFix(w)
+	case ClassNotReadyTraffic:
+		return fixReadiness
+	case ClassZeroReady:
+		return fixZeroReady
+	case ClassDNS:
+		return fixDNS
+	case ClassNoRetries:
+		return fmt.Sprintf("make clients retry idempotent requests once after a short backoff "+
+			"(100-500 ms) with a per-try timeout, and add a circuit breaker for longer outages: "+
+			"%d of the %d failures were short blips a retry would have hidden", absorbed, failed)
+	}
+	switch dom {
+	case CauseAppError:
+		return fixAppError
+	case CauseRestart:
+		return fixRestart
+	}
+	return fixUnexplained
+}
