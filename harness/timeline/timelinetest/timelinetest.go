@@ -3,6 +3,12 @@
 // Service routes round-robin to the endpoints that are ready at each instant,
 // answered by a behaviour the test chooses (a well-behaved app, one that
 // exits on SIGTERM, one whose readiness lies...).
+//
+// World goes further: a deterministic simulation of the app's pods, the
+// kubelet, the EndpointSlice controller, kube-proxy, the gateway and the
+// load's clients, whose timelines carry the subtle effects of the real world
+// (propagation delays, pooled connections, in-flight losses, net/http's
+// silent retries) for tests of verdicts on the hard cases.
 package timelinetest
 
 import (
