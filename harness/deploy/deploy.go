@@ -27,27 +27,38 @@ import (
 // Timeout bounds each wait of this package.
 const Timeout = 3 * time.Minute
 
+// Deployed is what a rehearsal needs to know of a deployed app.
+type Deployed struct {
+	Target      observe.Target // namespace, pod selector, Service
+	Deployment  string         // the Deployment rehearsals restart or watch
+	ServicePort int32          // the Service port clients use
+	NodePort    int32          // the node port that reaches it from outside the cluster
+}
+
 // App deploys the rehearsal app in spec.Namespace (created if missing) and
 // waits until its Deployment is available.
-func App(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, spec appspec.Spec) (observe.Target, error) {
+func App(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, spec appspec.Spec) (Deployed, error) {
 	manifests, err := spec.Manifests()
 	if err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
 	if err := Namespace(ctx, client, spec.Namespace); err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
 	ap, err := apply.New(cfg)
 	if err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
 	if err := ap.ApplyTyped(ctx, spec.Namespace, manifests.Objects()...); err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
 	if err := WaitAvailable(ctx, client, spec.Namespace, spec.Name); err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
-	return observe.Target{Namespace: spec.Namespace, PodSelector: spec.PodSelector(), Service: spec.Name}, nil
+	d := Deployed{Target: observe.Target{Namespace: spec.Namespace, PodSelector: spec.PodSelector(), Service: spec.Name},
+		Deployment: spec.Name, ServicePort: manifests.Service.Spec.Ports[0].Port}
+	d.NodePort, err = nodePort(ctx, client, spec.Namespace, spec.Name, d.ServicePort)
+	return d, err
 }
 
 // UserApp is an application the user brings.
@@ -57,37 +68,55 @@ type UserApp struct {
 	Deployment string // the Deployment rehearsals restart or watch
 	Service    string // the Service clients use
 	Port       int32  // the Service port clients use
-	NodePort   int32  // the node port of the harness's entry Service
+	NodePort   int32  // the node port of the harness's entry Service (0: Kubernetes picks one)
 }
 
 // User applies the user's manifests, adds a NodePort entry Service in front
 // of their Service, and waits until their Deployment is available.
-func User(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, u UserApp) (observe.Target, error) {
+func User(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, u UserApp) (Deployed, error) {
 	objs, err := apply.Load(u.Manifests)
 	if err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
 	if err := Namespace(ctx, client, u.Namespace); err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
 	ap, err := apply.New(cfg)
 	if err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
 	if err := ap.Apply(ctx, u.Namespace, objs...); err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
-	if _, err := apply.NodePortEntry(ctx, client, u.Namespace, u.Service, u.Port, u.NodePort); err != nil {
-		return observe.Target{}, err
+	entry, err := apply.NodePortEntry(ctx, client, u.Namespace, u.Service, u.Port, u.NodePort)
+	if err != nil {
+		return Deployed{}, err
 	}
 	if err := WaitAvailable(ctx, client, u.Namespace, u.Deployment); err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
 	svc, err := client.CoreV1().Services(u.Namespace).Get(ctx, u.Service, metav1.GetOptions{})
 	if err != nil {
-		return observe.Target{}, err
+		return Deployed{}, err
 	}
-	return observe.Target{Namespace: u.Namespace, PodSelector: labels.SelectorFromSet(svc.Spec.Selector).String(), Service: u.Service}, nil
+	d := Deployed{Target: observe.Target{Namespace: u.Namespace, PodSelector: labels.SelectorFromSet(svc.Spec.Selector).String(), Service: u.Service},
+		Deployment: u.Deployment, ServicePort: u.Port}
+	d.NodePort, err = nodePort(ctx, client, u.Namespace, entry, u.Port)
+	return d, err
+}
+
+// nodePort reads the node port Kubernetes gave a Service's port.
+func nodePort(ctx context.Context, client kubernetes.Interface, namespace, service string, port int32) (int32, error) {
+	svc, err := client.CoreV1().Services(namespace).Get(ctx, service, metav1.GetOptions{})
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.Port == port && p.NodePort != 0 {
+			return p.NodePort, nil
+		}
+	}
+	return 0, fmt.Errorf("Service %s/%s has no node port for port %d: make it type NodePort", namespace, service, port)
 }
 
 // Namespace creates a namespace unless it exists.

@@ -1,137 +1,368 @@
-// Package rehearsal runs one rehearsal: the application under constant
-// load, the cluster observed, a scenario performed, and the result judged,
-// all on one timeline:
+// Package rehearsal runs one rehearsal on a prepared cluster: the
+// application under two kinds of client load, the cluster observed, the
+// scenarios performed and reverted, and the result judged, all on one
+// timeline:
 //
-//	baseline  load only: what normal looks like
-//	fault     the scenario runs (a rolling restart, a drain, an upgrade ...)
+//	warmup    load on, not judged: until every pod served and both clients run clean
+//	baseline  load only: what normal looks like (it must be clean)
+//	fault     a scenario's steps (a rolling restart, a drain, an upgrade ...),
+//	          then the revert of everything it journaled
 //	recovery  load only again: does the application come back
 //
-// The scenario is always reverted, also when the rehearsal fails, panics or
-// is interrupted.
+// (fault and recovery repeat for each scenario of the plan). Every journaled
+// change is reverted, also when a step fails, the run is interrupted or it
+// panics; a failed scenario is still judged over what was observed.
 package rehearsal
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"strings"
 	"time"
 
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
+	"github.com/kube-rehearse/rehearse/harness/gateway"
+	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/observe"
+	"github.com/kube-rehearse/rehearse/harness/scenario"
+	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 )
 
-// Scenario is something done to a cluster that can be undone.
-type Scenario interface {
-	Name() string
-	Apply(ctx context.Context, client kubernetes.Interface) error
-	Revert(ctx context.Context, client kubernetes.Interface) error
-}
+// Defaults of a Plan.
+const (
+	DefaultRate        = 100 // per client kind
+	DefaultWarmup      = time.Minute
+	DefaultBaseline    = 5 * time.Second
+	DefaultRecovery    = 5 * time.Second
+	DefaultMaxDuration = 30 * time.Minute
+)
 
-// Plan describes a rehearsal.
+// Plan describes a rehearsal on a cluster where the app is deployed.
 type Plan struct {
-	Target   observe.Target // the app: namespace, pod selector, Service
-	URL      string         // where clients reach it (kind: the NodePort on 127.0.0.1)
-	Rate     int            // requests per second (default 200)
-	Baseline time.Duration  // load before the scenario (default 5s)
-	Recovery time.Duration  // load after the scenario (default 5s)
-	Scenario Scenario
-	// Thresholds judge the result; verdict.DefaultThresholds() when zero.
-	Thresholds *verdict.Thresholds
-	// MaxDuration bounds the load whatever happens (default 15m).
+	Client kubernetes.Interface
+	REST   *rest.Config
+	Target target.Target
+
+	App         observe.Target // namespace, pod selector, Service
+	ServicePort int32          // the Service port the gateway client routes for
+	Path        string         // the request path (default "/")
+	// ServiceURL is where the service client sends (empty: no service
+	// client). Gateway runs the gateway client (pod addresses must be
+	// reachable).
+	ServiceURL   string
+	Gateway      bool
+	GatewayDelay time.Duration // gateway.DefaultSyncDelay when zero
+
+	Rate     int           // requests per second of each client (default DefaultRate)
+	Warmup   time.Duration // longest warm-up (default DefaultWarmup)
+	Baseline time.Duration
+	Recovery time.Duration
+	// MaxDuration bounds the load whatever happens.
 	MaxDuration time.Duration
+
+	Scenarios []scenario.Scenario
+	Journal   *journal.Journal
+	Undos     *journal.Registry
+
+	Thresholds *verdict.Thresholds // verdict.DefaultThresholds() when nil
+	Checks     []string           // the scenarios' own, else verdict.DefaultChecks
+
+	Out io.Writer // status lines (io.Discard when nil)
+	// RevertContext is used for reverting: it should outlive ctx (a first
+	// Ctrl-C ends ctx; reverting must still happen). context.Background
+	// with a timeout when nil.
+	RevertContext context.Context
 }
 
 // Result is everything a report needs.
 type Result struct {
 	Timeline *timeline.Timeline
 	Report   verdict.Report
-	Load     load.Summary
+	Loads    map[timeline.ClientKind]load.Summary
+	Outcomes []scenario.Outcome
+	// RevertErr is set when an undo failed: the journal keeps the change
+	// for `rehearse restore`.
+	RevertErr error
 }
 
 func (p *Plan) defaults() {
 	if p.Rate == 0 {
-		p.Rate = 200
+		p.Rate = DefaultRate
+	}
+	if p.Warmup == 0 {
+		p.Warmup = DefaultWarmup
 	}
 	if p.Baseline == 0 {
-		p.Baseline = 5 * time.Second
+		p.Baseline = DefaultBaseline
 	}
 	if p.Recovery == 0 {
-		p.Recovery = 5 * time.Second
+		p.Recovery = DefaultRecovery
 	}
 	if p.MaxDuration == 0 {
-		p.MaxDuration = 15 * time.Minute
+		p.MaxDuration = DefaultMaxDuration
+	}
+	if p.Path == "" {
+		p.Path = "/"
 	}
 	if p.Thresholds == nil {
 		th := verdict.DefaultThresholds()
 		p.Thresholds = &th
 	}
+	if p.GatewayDelay == 0 {
+		p.GatewayDelay = gateway.DefaultSyncDelay
+	}
+	if p.Out == nil {
+		p.Out = io.Discard
+	}
+	if p.Undos == nil {
+		p.Undos = journal.NewRegistry()
+	}
 }
 
-// Run performs the plan. An error means the rehearsal could not be carried
-// out (the scenario failed, the cluster could not be watched); a rehearsal
-// that ran is judged in Result.Report, pass or fail.
-func Run(ctx context.Context, client kubernetes.Interface, plan Plan) (res Result, err error) {
-	plan.defaults()
-	if plan.Scenario == nil {
-		return res, fmt.Errorf("rehearsal plan has no scenario: set Plan.Scenario")
+func (p *Plan) validate() error {
+	var errs []error
+	if p.Client == nil {
+		errs = append(errs, errors.New("no Kubernetes client"))
 	}
-	tl := timeline.New(time.Now())
-	tl.SetMeta("scenario", plan.Scenario.Name())
-	tl.SetMeta("target", plan.URL)
-	tl.SetMeta("rate", fmt.Sprint(plan.Rate))
-	res.Timeline = tl
+	if len(p.Scenarios) == 0 {
+		errs = append(errs, errors.New("no scenario: give at least one"))
+	}
+	if !p.Gateway && p.ServiceURL == "" {
+		errs = append(errs, errors.New("no client: run the gateway client, the service client (a ServiceURL), or both"))
+	}
+	if p.Gateway && p.ServicePort == 0 {
+		errs = append(errs, errors.New("the gateway client needs the Service port it routes for"))
+	}
+	if p.Journal == nil {
+		errs = append(errs, errors.New("no journal: every change a scenario makes must be journaled"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("rehearsal plan: %w", err)
+	}
+	return nil
+}
 
-	gen, err := load.New(plan.URL, load.Rate(plan.Rate), load.Duration(plan.MaxDuration), load.Name(plan.Scenario.Name()))
-	if err != nil {
+// Run performs the plan. The error is nil when the rehearsal ran to the
+// end, whatever the verdict; otherwise (interrupted, the observer or the
+// clients could not start) it says why, and Result holds what was recorded
+// and judged until then.
+func Run(ctx context.Context, plan Plan) (res Result, err error) {
+	plan.defaults()
+	if err := plan.validate(); err != nil {
 		return res, err
 	}
-	obs, err := observe.New(client, tl, plan.Target)
+	tl := timeline.New(time.Now())
+	res.Timeline = tl
+	res.Loads = map[timeline.ClientKind]load.Summary{}
+	var names []string
+	for _, s := range plan.Scenarios {
+		names = append(names, s.ID())
+	}
+	tl.SetMeta("scenarios", strings.Join(names, ","))
+	tl.SetMeta("namespace", plan.App.Namespace)
+	tl.SetMeta("service", plan.App.Service)
+	if plan.Target != nil {
+		tl.SetMeta("target", plan.Target.Name())
+	}
+	if plan.Journal != nil {
+		tl.SetMeta("run", plan.Journal.Run())
+	}
+	sc := &scenario.Context{Client: plan.Client, REST: plan.REST, Target: plan.Target, Timeline: tl,
+		Journal: plan.Journal, Out: plan.Out, Namespace: plan.App.Namespace}
+
+	// Whatever happens from here on, journaled changes are reverted and
+	// what was observed is judged.
+	var gens []*load.Generator
+	var router *gateway.Router
+	var obs *observe.Observer
+	defer func() {
+		for _, g := range gens {
+			g.Stop()
+		}
+		for _, g := range gens {
+			if sum, werr := g.Wait(); werr == nil || sum.Sent > 0 {
+				res.Loads[g.Kind()] = sum
+			}
+		}
+		if router != nil {
+			router.Stop()
+		}
+		if obs != nil {
+			obs.Stop()
+		}
+		if rerr := revertAll(plan, sc); rerr != nil {
+			res.RevertErr = rerr
+		}
+		res.Report = verdict.Judge(tl, *plan.Thresholds, checksOf(plan)...)
+	}()
+
+	obs, err = observe.New(plan.Client, tl, plan.App)
 	if err != nil {
 		return res, err
 	}
 	if err := obs.Start(ctx); err != nil {
 		return res, err
 	}
-	defer obs.Stop()
-	if err := gen.Start(ctx, tl); err != nil {
+	if plan.Gateway {
+		router, err = gateway.New(plan.Client, tl, plan.App.Namespace, plan.App.Service, plan.ServicePort,
+			gateway.WithSyncDelay(plan.GatewayDelay))
+		if err != nil {
+			return res, err
+		}
+		if err := router.Start(ctx); err != nil {
+			return res, err
+		}
+		g, err := load.New("http://gateway"+plan.Path, load.ViaRouter(router), load.Rate(plan.Rate),
+			load.Duration(plan.MaxDuration), load.Name("gateway"))
+		if err != nil {
+			return res, err
+		}
+		gens = append(gens, g)
+		tl.SetMeta(verdict.RateMetaKey(timeline.ClientGateway), fmt.Sprint(plan.Rate))
+	}
+	if plan.ServiceURL != "" {
+		g, err := load.New(plan.ServiceURL, load.Rate(plan.Rate), load.Duration(plan.MaxDuration), load.Name("service"))
+		if err != nil {
+			return res, err
+		}
+		gens = append(gens, g)
+		tl.SetMeta(verdict.RateMetaKey(timeline.ClientService), fmt.Sprint(plan.Rate))
+	}
+	for _, g := range gens {
+		fmt.Fprintf(plan.Out, "  %s\n", g)
+		if err := g.Start(ctx, tl); err != nil {
+			return res, err
+		}
+	}
+
+	if err := phase(ctx, tl, timeline.PhaseWarmup, func() error { return warmUp(ctx, plan, tl, router) }); err != nil {
 		return res, err
 	}
-	defer gen.Stop()
-
-	// Revert whatever happens from here on, with a context that outlives a
-	// cancelled rehearsal (Ctrl-C must still undo the fault).
-	defer func() {
-		revertCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
-		defer cancel()
-		if rerr := plan.Scenario.Revert(revertCtx, client); rerr != nil && err == nil {
-			err = fmt.Errorf("reverting %s: %w", plan.Scenario.Name(), rerr)
-		}
-	}()
-
 	if err := phase(ctx, tl, timeline.PhaseBaseline, func() error { return sleep(ctx, plan.Baseline) }); err != nil {
 		return res, err
 	}
-	if err := phase(ctx, tl, timeline.PhaseFault, func() error {
-		tl.BeginAction(plan.Scenario.Name())
-		err := plan.Scenario.Apply(ctx, client)
-		tl.EndAction(plan.Scenario.Name(), err)
-		return err
-	}); err != nil {
-		return res, err
+	for _, s := range plan.Scenarios {
+		id := ""
+		if len(plan.Scenarios) > 1 {
+			id = s.ID()
+		}
+		fmt.Fprintf(plan.Out, "  fault: %s\n", s)
+		var out scenario.Outcome
+		perr := phase(ctx, tl, timeline.FaultPhase(id), func() error {
+			out = scenario.Run(ctx, sc, s)
+			// Undo this scenario's changes before its recovery is measured.
+			if rerr := scenario.Revert(revertCtx(plan), sc, plan.Undos); rerr != nil {
+				res.RevertErr = rerr
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return nil
+		})
+		res.Outcomes = append(res.Outcomes, out)
+		if perr != nil {
+			return res, perr
+		}
+		if err := phase(ctx, tl, timeline.RecoveryPhase(id), func() error { return sleep(ctx, plan.Recovery) }); err != nil {
+			return res, err
+		}
+		if out.Err != nil {
+			fmt.Fprintf(plan.Out, "  scenario %s failed at step %q: %v; the remaining scenarios are skipped\n", s.ID(), out.FailedStep, out.Err)
+			break
+		}
 	}
-	if err := phase(ctx, tl, timeline.PhaseRecovery, func() error { return sleep(ctx, plan.Recovery) }); err != nil {
-		return res, err
-	}
-	gen.Stop()
-	if res.Load, err = gen.Wait(); err != nil {
-		return res, err
-	}
-	obs.Stop()
-	res.Report = verdict.Judge(tl, *plan.Thresholds)
 	return res, nil
+}
+
+// checksOf is the plan's checks: given ones, else the first scenario's,
+// else the defaults.
+func checksOf(p Plan) []string {
+	if len(p.Checks) > 0 {
+		return p.Checks
+	}
+	for _, s := range p.Scenarios {
+		if len(s.Checks) > 0 {
+			return s.Checks
+		}
+	}
+	return verdict.DefaultChecks
+}
+
+func revertCtx(p Plan) context.Context {
+	if p.RevertContext != nil {
+		return p.RevertContext
+	}
+	return context.Background()
+}
+
+// revertAll undoes anything still journaled (a scenario interrupted before
+// its own revert), bounded in time.
+func revertAll(p Plan, sc *scenario.Context) error {
+	ctx, cancel := context.WithTimeout(revertCtx(p), 5*time.Minute)
+	defer cancel()
+	return scenario.Revert(ctx, sc, p.Undos)
+}
+
+// warmUp waits, within plan.Warmup, until the clients run clean: every pod
+// the gateway routes to has served it, and each client's last second had
+// no failure. A pod still warming up after deploy would otherwise fail the
+// baseline; a pod never reached could not be judged.
+func warmUp(ctx context.Context, plan Plan, tl *timeline.Timeline, router *gateway.Router) error {
+	from := tl.Now()
+	deadline := time.Now().Add(plan.Warmup)
+	for {
+		if err := sleep(ctx, 250*time.Millisecond); err != nil {
+			return err
+		}
+		ready, why := clean(tl, from, router)
+		if ready {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(plan.Out, "  warm-up: still not clean after %s (%s); the baseline will say whether it can be judged\n", plan.Warmup, why)
+			return nil
+		}
+	}
+}
+
+func clean(tl *timeline.Timeline, from time.Duration, router *gateway.Router) (bool, string) {
+	s := tl.Snapshot()
+	now := tl.Now()
+	recent := s.RequestsIn(now-time.Second, now)
+	if now-from < time.Second || len(recent) == 0 {
+		return false, "no traffic yet"
+	}
+	for _, r := range recent {
+		if !r.OK() {
+			return false, fmt.Sprintf("a %s request failed at %.3fs (%s)", r.Client, r.Offset.Seconds(), r.Err)
+		}
+	}
+	if router == nil {
+		return true, ""
+	}
+	served := map[string]bool{}
+	for _, r := range s.RequestsIn(from, now) {
+		if r.Client == timeline.ClientGateway && r.OK() {
+			served[r.PodIP] = true
+		}
+	}
+	routed := router.Routed()
+	if len(routed) == 0 {
+		return false, "the gateway has no ready endpoint"
+	}
+	for _, e := range routed {
+		if !served[e.IP()] {
+			return false, "pod " + e.Pod + " has not served yet"
+		}
+	}
+	return true, ""
 }
 
 func phase(ctx context.Context, tl *timeline.Timeline, name string, body func() error) error {
@@ -144,10 +375,12 @@ func phase(ctx context.Context, tl *timeline.Timeline, name string, body func() 
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(d):
+	case <-t.C:
 		return nil
 	}
 }

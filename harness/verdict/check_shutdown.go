@@ -268,7 +268,13 @@ func (a *analysis) shutdownCheck(w *window) Check {
 func (a *analysis) shutdownEvidence(ps *PodShutdown) Evidence {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s (node %s): deletion requested at %s", ps.Pod, orDash(ps.Node), fmtAt(ps.Deleted))
-	rel := func(m timeline.Mark) string { return fmt.Sprintf("%s (+%s)", fmtAt(m.At), dur(m.At-ps.Deleted)) }
+	rel := func(m timeline.Mark) string {
+		if d := m.At - ps.Deleted; d < 0 {
+			// The app's own clock, against a deletion the watch saw late.
+			return fmt.Sprintf("%s (%s before the deletion was seen)", fmtAt(m.At), dur(-d))
+		}
+		return fmt.Sprintf("%s (+%s)", fmtAt(m.At), dur(m.At-ps.Deleted))
+	}
 	if ps.SIGTERM.Known {
 		b.WriteString(", SIGTERM at " + rel(ps.SIGTERM))
 	}

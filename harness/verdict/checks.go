@@ -11,6 +11,7 @@ import (
 // Names of the checks. Checks judged per client kind are reported as
 // "<name>/<client>" ("error-rate/gateway").
 const (
+	CheckSteps            = "steps"             // the scenario's steps ran to the end
 	CheckLoad             = "load"              // the load generator achieved its rate without blind spots
 	CheckBaseline         = "baseline"          // nothing failed before the fault, and every pod was reached
 	CheckObservation      = "observation"       // the watches were healthy; their lag
@@ -34,6 +35,7 @@ var checkers = map[string]checker{
 	CheckLoad:             {once: true, judge: func(a *analysis, _ *window, _ timeline.ClientKind) Check { return a.loadCheck() }},
 	CheckBaseline:         {once: true, judge: func(a *analysis, _ *window, _ timeline.ClientKind) Check { return a.baselineCheck() }},
 	CheckObservation:      {once: true, judge: func(a *analysis, _ *window, _ timeline.ClientKind) Check { return a.observationCheck() }},
+	CheckSteps:            {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.stepsCheck(w) }},
 	CheckErrorRate:        {perClient: true, judge: (*analysis).errorRateCheck},
 	CheckOutage:           {perClient: true, judge: (*analysis).outageCheck},
 	CheckReadyEndpoints:   {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.readyEndpointsCheck(w) }},
@@ -44,7 +46,7 @@ var checkers = map[string]checker{
 // DefaultChecks are the checks of a rehearsal that replaces pods (a
 // restart, a drain, an upgrade), in report order.
 var DefaultChecks = []string{
-	CheckLoad, CheckBaseline, CheckObservation,
+	CheckLoad, CheckBaseline, CheckObservation, CheckSteps,
 	CheckErrorRate, CheckOutage, CheckReadyEndpoints, CheckReadiness, CheckGracefulShutdown,
 }
 

@@ -3,6 +3,8 @@
 // Every pod is replaced one after another under the Deployment's rollout
 // strategy, which exercises graceful shutdown, endpoint removal and
 // readiness exactly like the pod recreation of a node upgrade does.
+//
+// Nothing is journaled: a restart leaves nothing to undo.
 package restart
 
 import (
@@ -16,49 +18,66 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/kube-rehearse/rehearse/harness/scenario"
 )
+
+// Kind is the scenario kind.
+const Kind = "rolling-restart"
 
 // annotation is the pod-template annotation kubectl also uses: changing it
 // makes the Deployment roll out new pods without any other change.
 const annotation = "kubectl.kubernetes.io/restartedAt"
 
-// RollingRestart restarts every pod of a Deployment.
-type RollingRestart struct {
-	Namespace  string
-	Deployment string
-	// Timeout bounds the whole rollout, old pods gone included (default 5m).
-	Timeout time.Duration
+// DefaultTimeout bounds the rollout, old pods gone included.
+const DefaultTimeout = 5 * time.Minute
+
+// Scenario restarts every pod of a Deployment and waits until each new pod
+// is available and each old one has exited, so the fault phase covers every
+// termination.
+func Scenario(namespace, deployment string, timeout time.Duration) scenario.Scenario {
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	r := &rollout{namespace: namespace, deployment: deployment, timeout: timeout}
+	return scenario.Scenario{
+		Kind: Kind,
+		Settings: []scenario.Setting{
+			{Name: "deployment", Value: namespace + "/" + deployment},
+			{Name: "timeout", Value: timeout.String()},
+		},
+		Steps: []scenario.Step{
+			scenario.Do("restart deployment "+namespace+"/"+deployment, r.restart),
+			scenario.Do("wait until every pod is replaced", r.wait),
+		},
+	}
 }
 
-// Name describes the scenario for timelines and reports.
-func (r RollingRestart) Name() string {
-	return fmt.Sprintf("rolling restart of deployment %s/%s", r.Namespace, r.Deployment)
+type rollout struct {
+	namespace, deployment string
+	timeout               time.Duration
+	oldPods               map[string]bool
 }
 
-// Apply triggers the rollout and waits until every new pod is available and
-// every old pod has exited, so the rehearsal's fault phase covers all
-// terminations.
-func (r RollingRestart) Apply(ctx context.Context, client kubernetes.Interface) error {
-	timeout := r.Timeout
-	if timeout == 0 {
-		timeout = 5 * time.Minute
-	}
-	deployments := client.AppsV1().Deployments(r.Namespace)
-	before, err := deployments.Get(ctx, r.Deployment, metav1.GetOptions{})
-	if err != nil {
-		return fmt.Errorf("%s: %w", r.Name(), err)
-	}
-	oldPods, err := podNames(ctx, client, before)
+func (r *rollout) restart(ctx context.Context, sc *scenario.Context) error {
+	deployments := sc.Client.AppsV1().Deployments(r.namespace)
+	before, err := deployments.Get(ctx, r.deployment, metav1.GetOptions{})
 	if err != nil {
 		return err
 	}
-	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, annotation, time.Now().Format(time.RFC3339Nano))
-	if _, err := deployments.Patch(ctx, r.Deployment, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "rehearse"}); err != nil {
-		return fmt.Errorf("%s: %w", r.Name(), err)
+	if r.oldPods, err = podNames(ctx, sc.Client, before); err != nil {
+		return err
 	}
+	patch := fmt.Sprintf(`{"spec":{"template":{"metadata":{"annotations":{%q:%q}}}}}`, annotation, time.Now().Format(time.RFC3339Nano))
+	_, err = deployments.Patch(ctx, r.deployment, types.StrategicMergePatchType, []byte(patch), metav1.PatchOptions{FieldManager: "rehearse"})
+	return err
+}
+
+func (r *rollout) wait(ctx context.Context, sc *scenario.Context) error {
+	deployments := sc.Client.AppsV1().Deployments(r.namespace)
 	var last string
-	err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, false, func(ctx context.Context) (bool, error) {
-		d, err := deployments.Get(ctx, r.Deployment, metav1.GetOptions{})
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, r.timeout, false, func(ctx context.Context) (bool, error) {
+		d, err := deployments.Get(ctx, r.deployment, metav1.GetOptions{})
 		if err != nil {
 			last = err.Error()
 			return false, nil
@@ -72,12 +91,12 @@ func (r RollingRestart) Apply(ctx context.Context, client kubernetes.Interface) 
 			last = fmt.Sprintf("%d of %d pods updated, %d available, %d in total", st.UpdatedReplicas, want, st.AvailableReplicas, st.Replicas)
 			return false, nil
 		}
-		current, err := podNames(ctx, client, d)
+		current, err := podNames(ctx, sc.Client, d)
 		if err != nil {
 			last = err.Error()
 			return false, nil
 		}
-		for name := range oldPods {
+		for name := range r.oldPods {
 			if current[name] {
 				last = "old pod " + name + " has not exited yet"
 				return false, nil
@@ -86,13 +105,13 @@ func (r RollingRestart) Apply(ctx context.Context, client kubernetes.Interface) 
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%s did not finish within %s: %s", r.Name(), timeout, last)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return fmt.Errorf("the rollout did not finish within %s: %s", r.timeout, last)
 	}
 	return nil
 }
-
-// Revert does nothing: a restart leaves nothing to undo.
-func (r RollingRestart) Revert(context.Context, kubernetes.Interface) error { return nil }
 
 func podNames(ctx context.Context, client kubernetes.Interface, d *appsv1.Deployment) (map[string]bool, error) {
 	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)

@@ -1,0 +1,474 @@
+// Package harness is the one entry point of the rehearsal library: the
+// command line, the project's suites and users' own `go test` modules all
+// rehearse through it.
+//
+//	r, err := harness.New(harness.WithKindCluster("rehearse-shop", 2), harness.WithApp(harness.Preset("well-behaved")))
+//	res, err := r.Rehearse(ctx, harness.RollingRestart())
+//	// res.Report.Outcome is pass, fail or cannot judge
+//
+// Rehearse restores what earlier runs left (their journals), deploys the
+// app, waits until it serves, rehearses the scenarios under load (package
+// rehearsal), reverts every journaled change, judges (package verdict) and
+// writes the results.
+package harness
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/kube-rehearse/rehearse/fixtures/appspec"
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/deploy"
+	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/journal"
+	"github.com/kube-rehearse/rehearse/harness/load"
+	"github.com/kube-rehearse/rehearse/harness/rehearsal"
+	"github.com/kube-rehearse/rehearse/harness/scenario"
+	"github.com/kube-rehearse/rehearse/harness/target"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/scenarios"
+)
+
+// App is the application a rehearsal deploys: the rehearsal app (a preset
+// or a spec), or the user's own manifests and image archives.
+type App struct {
+	Spec *appspec.Spec // the rehearsal app
+
+	Manifests  string   // a YAML file, a directory of them, or a kustomize directory
+	Archives   []string // image archives the manifests use (docker save, OCI tar)
+	Deployment string   // the Deployment scenarios restart
+	Service    string   // the Service clients use
+	Port       int32    // its port
+
+	Namespace string // where it goes (default "rehearsal")
+	Path      string // the path clients request (default "/")
+}
+
+// Preset is the rehearsal app in one of its presets (appspec.Presets).
+func Preset(name string) App {
+	spec, err := appspec.PresetSpec(appspec.Preset(name), appspec.Image)
+	if err != nil {
+		return App{Deployment: "\x00" + err.Error()} // reported by New
+	}
+	return App{Spec: &spec}
+}
+
+// RehearsalApp is the rehearsal app with a spec of the caller's.
+func RehearsalApp(spec appspec.Spec) App { return App{Spec: &spec} }
+
+// Manifests is the user's own application: its manifests, the images they
+// use (as archives, since there may be no registry), the Deployment to
+// disrupt and the Service (and port) clients use.
+func Manifests(path, deployment, service string, port int32, archives ...string) App {
+	return App{Manifests: path, Archives: archives, Deployment: deployment, Service: service, Port: port}
+}
+
+func (a App) validate() error {
+	var errs []error
+	switch {
+	case len(a.Deployment) > 0 && a.Deployment[0] == 0:
+		errs = append(errs, errors.New(a.Deployment[1:]))
+	case a.Spec != nil && a.Manifests != "":
+		errs = append(errs, errors.New("give either the rehearsal app or manifests, not both"))
+	case a.Spec != nil:
+		if err := a.Spec.Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	case a.Manifests != "":
+		if _, err := os.Stat(a.Manifests); err != nil {
+			errs = append(errs, fmt.Errorf("manifests %s: %v", a.Manifests, err))
+		}
+		if a.Deployment == "" || a.Service == "" || a.Port == 0 {
+			errs = append(errs, errors.New("manifests need the Deployment to disrupt and the Service and port clients use"))
+		}
+		for _, ar := range a.Archives {
+			if _, err := os.Stat(ar); err != nil {
+				errs = append(errs, fmt.Errorf("image archive %s: %v", ar, err))
+			}
+		}
+	default:
+		errs = append(errs, errors.New("no application: use harness.Preset, harness.RehearsalApp or harness.Manifests"))
+	}
+	return errors.Join(errs...)
+}
+
+// Option configures a Rehearser, in the style of kind's cluster.Provider.
+type Option func(*Rehearser)
+
+// WithTarget rehearses on a cluster the caller prepared.
+func WithTarget(t target.Target) Option { return func(r *Rehearser) { r.target = t } }
+
+// WithKindCluster rehearses on the local kind cluster of that name: used if
+// it exists, created (one control plane, workers workers, the "from"
+// Kubernetes version) if not. A cluster it created is deleted by Close,
+// unless WithKeepCluster.
+func WithKindCluster(name string, workers int) Option {
+	return func(r *Rehearser) { r.kindName, r.kindWorkers = name, workers }
+}
+
+// WithKeepCluster keeps a cluster the Rehearser created when it closes.
+func WithKeepCluster() Option { return func(r *Rehearser) { r.keep = true } }
+
+// WithApp sets the application.
+func WithApp(a App) Option { return func(r *Rehearser) { r.app = a } }
+
+// WithRate sets each client's requests per second (default 100).
+func WithRate(perClient int) Option { return func(r *Rehearser) { r.plan.Rate = perClient } }
+
+// WithClients chooses the client kinds (default both).
+func WithClients(gateway, service bool) Option {
+	return func(r *Rehearser) { r.gateway, r.service = gateway, service }
+}
+
+// WithGatewayDelay sets how late endpoint changes reach the gateway client
+// (default 1 s).
+func WithGatewayDelay(d time.Duration) Option { return func(r *Rehearser) { r.plan.GatewayDelay = d } }
+
+// WithPhases sets the longest warm-up and the baseline and recovery lengths.
+func WithPhases(warmup, baseline, recovery time.Duration) Option {
+	return func(r *Rehearser) { r.plan.Warmup, r.plan.Baseline, r.plan.Recovery = warmup, baseline, recovery }
+}
+
+// WithThresholds sets the limits verdicts judge against.
+func WithThresholds(th verdict.Thresholds) Option { return func(r *Rehearser) { r.plan.Thresholds = &th } }
+
+// WithChecks chooses the verdict checks (default: each scenario's own).
+func WithChecks(names ...string) Option { return func(r *Rehearser) { r.plan.Checks = names } }
+
+// WithOutput writes each rehearsal's results (timeline.jsonl, verdict.txt)
+// to a directory (default: none written).
+func WithOutput(dir string) Option { return func(r *Rehearser) { r.out = dir } }
+
+// WithLog sends status lines to w (default: none).
+func WithLog(w io.Writer) Option { return func(r *Rehearser) { r.log = w } }
+
+// WithRevertContext sets the context reverts run under: it should outlive
+// the rehearsal's (a first Ctrl-C ends the rehearsal and reverting must
+// still happen; a second one may end this context).
+func WithRevertContext(ctx context.Context) Option { return func(r *Rehearser) { r.plan.RevertContext = ctx } }
+
+// Rehearser rehearses an application on one cluster.
+type Rehearser struct {
+	target      target.Target
+	kindName    string
+	kindWorkers int
+	created     *cluster.Cluster
+	keep        bool
+
+	app              App
+	gateway, service bool
+	out              string
+	log              io.Writer
+	plan             rehearsal.Plan
+	imagesLoaded     bool
+}
+
+// New checks the options (every problem at once) and returns a Rehearser.
+// Nothing is created or contacted until Rehearse.
+func New(opts ...Option) (*Rehearser, error) {
+	r := &Rehearser{gateway: true, service: true}
+	for _, o := range opts {
+		o(r)
+	}
+	if r.log == nil {
+		r.log = io.Discard
+	}
+	var errs []error
+	if err := r.app.validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if r.target == nil && r.kindName == "" {
+		errs = append(errs, errors.New("no cluster: use harness.WithKindCluster(name, workers) or harness.WithTarget"))
+	}
+	if r.kindName != "" {
+		if err := (cluster.Config{Name: r.kindName, Image: "x", Workers: r.kindWorkers}).Validate(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if !r.gateway && !r.service {
+		errs = append(errs, errors.New("no client: run the gateway client, the service client, or both"))
+	}
+	if r.plan.Rate != 0 && (r.plan.Rate < load.MinRate || r.plan.Rate > load.MaxRate) {
+		errs = append(errs, fmt.Errorf("rate %d per client: use %d to %d", r.plan.Rate, load.MinRate, load.MaxRate))
+	}
+	if len(r.plan.Checks) > 0 {
+		if err := verdict.ValidateChecks(r.plan.Checks); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("harness: %w", err)
+	}
+	return r, nil
+}
+
+// Target returns the cluster, creating the kind cluster if it is missing.
+func (r *Rehearser) Target(ctx context.Context) (target.Target, error) {
+	if r.target != nil {
+		return r.target, nil
+	}
+	c, created, err := KindCluster(ctx, r.kindName, r.kindWorkers, r.log)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		r.created = c
+	}
+	r.target = target.NewKind(c, true)
+	return r.target, nil
+}
+
+// KindCluster connects to the kind cluster of that name, or creates it
+// (Docker engine and node image prepared on the way) when it does not
+// exist; created says which.
+func KindCluster(ctx context.Context, name string, workers int, log io.Writer) (c *cluster.Cluster, created bool, err error) {
+	if err := engine.Ensure(ctx, engine.Options{Out: log}); err != nil {
+		return nil, false, err
+	}
+	c = cluster.New(cluster.Config{Name: name, Workers: workers})
+	if ok, err := c.Exists(); err != nil {
+		return nil, false, err
+	} else if ok {
+		return c, false, c.Connect(ctx)
+	}
+	from, _ := nodeimage.Versions()
+	img, err := nodeimage.Image(ctx, nodeimage.Options{Version: from, Out: log})
+	if err != nil {
+		return nil, false, err
+	}
+	c = cluster.New(cluster.Config{Name: name, Image: img.Image, Workers: workers})
+	start := time.Now()
+	if err := c.Create(ctx); err != nil {
+		_ = c.Delete(context.WithoutCancel(ctx))
+		return nil, false, err
+	}
+	fmt.Fprintf(log, "cluster %s: %d nodes Ready in %s (node image %s)\n", name, workers+1, time.Since(start).Round(time.Second), img.Image)
+	return c, true, nil
+}
+
+// Close deletes the kind cluster this Rehearser created (unless kept).
+func (r *Rehearser) Close(ctx context.Context) error {
+	if r.created == nil || r.keep {
+		return nil
+	}
+	c := r.created
+	r.created, r.target = nil, nil
+	return c.Delete(ctx)
+}
+
+// ScenarioFunc builds a scenario once the app is deployed (it may need the
+// app's Deployment, or the cluster's nodes).
+type ScenarioFunc func(ctx context.Context, env scenarios.Env) (scenario.Scenario, error)
+
+// Scenario is a scenario from the catalogue (package scenarios) by kind and
+// settings.
+func Scenario(kind string, settings map[string]string) ScenarioFunc {
+	return func(ctx context.Context, env scenarios.Env) (scenario.Scenario, error) {
+		return scenarios.Build(ctx, kind, settings, env)
+	}
+}
+
+// RollingRestart restarts the app's Deployment.
+func RollingRestart() ScenarioFunc { return Scenario("rolling-restart", nil) }
+
+// Fixed is a scenario built by the caller.
+func Fixed(s scenario.Scenario) ScenarioFunc {
+	return func(context.Context, scenarios.Env) (scenario.Scenario, error) { return s, nil }
+}
+
+// Result is a rehearsal's outcome.
+type Result struct {
+	Run      string
+	Report   verdict.Report
+	Timeline *timeline.Timeline
+	Loads    map[timeline.ClientKind]load.Summary
+	Outcomes []scenario.Outcome
+	Deployed deploy.Deployed
+	// Dir is where the results were written ("" when not).
+	Dir string
+	// RevertErr: an undo failed; the journal keeps it for `rehearse restore`.
+	RevertErr error
+}
+
+// Rehearse deploys the app and rehearses the scenarios. The error is for a
+// rehearsal that could not run (or was interrupted): the result then holds
+// what was observed and judged until then, if anything.
+func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Result, error) {
+	if len(builds) == 0 {
+		return nil, errors.New("harness: no scenario to rehearse: give one, e.g. harness.RollingRestart()")
+	}
+	tgt, err := r.Target(ctx)
+	if err != nil {
+		return nil, err
+	}
+	client := tgt.Client()
+	if rep, err := journal.Restore(ctx, client, scenarios.Undos()); err != nil {
+		return nil, fmt.Errorf("undoing what earlier runs left: %w (see `rehearse restore`)", err)
+	} else if len(rep.Journals) > 0 {
+		fmt.Fprintf(r.log, "restored what earlier runs left:\n%s", rep)
+	}
+
+	dep, err := r.deploy(ctx, tgt)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Run: newRunID(), Deployed: dep}
+	env := scenarios.Env{Target: tgt, Namespace: dep.Target.Namespace, Deployment: dep.Deployment}
+	var scs []scenario.Scenario
+	for _, b := range builds {
+		s, err := b(ctx, env)
+		if err != nil {
+			return nil, err
+		}
+		scs = append(scs, s)
+	}
+
+	plan := r.plan
+	plan.Client, plan.REST, plan.Target = client, tgt.RESTConfig(), tgt
+	plan.App, plan.ServicePort, plan.Path = dep.Target, dep.ServicePort, r.app.Path
+	plan.Scenarios, plan.Undos, plan.Out = scs, scenarios.Undos(), r.log
+	if r.service {
+		if plan.ServiceURL, err = tgt.ServiceURL(ctx, dep.NodePort, r.app.Path); err != nil {
+			return nil, err
+		}
+		if err := deploy.WaitServing(ctx, plan.ServiceURL); err != nil {
+			return nil, err
+		}
+	}
+	if r.gateway {
+		release, err := tgt.ReachPods(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("the gateway client needs pod addresses: %w (or rehearse with the service client only)", err)
+		}
+		defer release()
+		plan.Gateway = true
+	}
+	j, err := journal.Open(ctx, client, res.Run)
+	if err != nil {
+		return nil, err
+	}
+	plan.Journal = j
+	fmt.Fprintf(r.log, "rehearsal %s on %s: %s under %d requests/s per client\n", res.Run, tgt.Name(),
+		dep.Target.Namespace+"/"+dep.Deployment, rateOr(plan.Rate))
+	out, runErr := rehearsal.Run(ctx, plan)
+	if cerr := j.Close(context.WithoutCancel(ctx)); cerr != nil && runErr == nil && out.RevertErr == nil {
+		out.RevertErr = cerr
+	}
+	res.Report, res.Timeline, res.Loads, res.Outcomes, res.RevertErr = out.Report, out.Timeline, out.Loads, out.Outcomes, out.RevertErr
+	if res.Timeline != nil {
+		res.Timeline.SetMeta("app", dep.Target.Namespace+"/"+dep.Deployment)
+		if r.out != "" {
+			dir := filepath.Join(r.out, res.Run)
+			if werr := Write(dir, res); werr != nil && runErr == nil {
+				runErr = werr
+			} else if werr == nil {
+				res.Dir = dir
+			}
+		}
+	}
+	return res, runErr
+}
+
+func rateOr(n int) int {
+	if n == 0 {
+		return rehearsal.DefaultRate
+	}
+	return n
+}
+
+// deploy puts the app into the cluster, images first.
+func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deployed, error) {
+	ns := r.app.Namespace
+	if ns == "" {
+		ns = "rehearsal"
+	}
+	if r.app.Spec != nil {
+		if !r.imagesLoaded {
+			root, err := engine.FindModuleRoot()
+			if err != nil {
+				return deploy.Deployed{}, err
+			}
+			dir, err := os.MkdirTemp("", "rehearse-app-")
+			if err != nil {
+				return deploy.Deployed{}, err
+			}
+			defer os.RemoveAll(dir)
+			archive, err := appspec.BuildArchive(ctx, root, dir)
+			if err != nil {
+				return deploy.Deployed{}, err
+			}
+			if err := tgt.LoadImageArchives(ctx, archive); err != nil {
+				return deploy.Deployed{}, err
+			}
+			r.imagesLoaded = true
+		}
+		spec := *r.app.Spec
+		spec.Namespace = ns
+		spec.Service.NodePort = 0 // Kubernetes picks a free one; clients read it back
+		return deploy.App(ctx, tgt.RESTConfig(), tgt.Client(), spec)
+	}
+	if !r.imagesLoaded {
+		if err := tgt.LoadImageArchives(ctx, r.app.Archives...); err != nil {
+			return deploy.Deployed{}, err
+		}
+		r.imagesLoaded = true
+	}
+	return deploy.User(ctx, tgt.RESTConfig(), tgt.Client(), deploy.UserApp{
+		Manifests: r.app.Manifests, Namespace: ns, Deployment: r.app.Deployment, Service: r.app.Service, Port: r.app.Port,
+	})
+}
+
+// Write saves a result: the timeline (timeline.jsonl) and the verdict with
+// its explanations (verdict.txt).
+func Write(dir string, res *Result) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(filepath.Join(dir, "timeline.jsonl"))
+	if err != nil {
+		return err
+	}
+	if err := res.Timeline.Encode(f); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "verdict.txt"), []byte(Summary(res)), 0o644)
+}
+
+// Summary is the text people read: the loads, each scenario's steps, the
+// verdict and the explanation of every failed or unjudged check.
+func Summary(res *Result) string {
+	s := ""
+	for _, c := range timeline.ClientKinds() {
+		if sum, ok := res.Loads[c]; ok {
+			s += fmt.Sprintf("load %s: %s\n", c, sum)
+		}
+	}
+	for _, o := range res.Outcomes {
+		if o.Err != nil {
+			s += fmt.Sprintf("scenario %s: step %q failed: %v\n", o.Scenario, o.FailedStep, o.Err)
+		}
+	}
+	if res.RevertErr != nil {
+		s += fmt.Sprintf("REVERT FAILED: %v: run `rehearse restore`\n", res.RevertErr)
+	}
+	return s + res.Report.String() + res.Report.Explain()
+}
+
+func newRunID() string {
+	var b [3]byte
+	_, _ = rand.Read(b[:])
+	return time.Now().UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
