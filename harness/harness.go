@@ -139,7 +139,9 @@ func WithPhases(warmup, baseline, recovery time.Duration) Option {
 }
 
 // WithThresholds sets the limits verdicts judge against.
-func WithThresholds(th verdict.Thresholds) Option { return func(r *Rehearser) { r.plan.Thresholds = &th } }
+func WithThresholds(th verdict.Thresholds) Option {
+	return func(r *Rehearser) { r.plan.Thresholds = &th }
+}
 
 // WithChecks chooses the verdict checks (default: each scenario's own).
 func WithChecks(names ...string) Option { return func(r *Rehearser) { r.plan.Checks = names } }
@@ -154,7 +156,9 @@ func WithLog(w io.Writer) Option { return func(r *Rehearser) { r.log = w } }
 // WithRevertContext sets the context reverts run under: it should outlive
 // the rehearsal's (a first Ctrl-C ends the rehearsal and reverting must
 // still happen; a second one may end this context).
-func WithRevertContext(ctx context.Context) Option { return func(r *Rehearser) { r.plan.RevertContext = ctx } }
+func WithRevertContext(ctx context.Context) Option {
+	return func(r *Rehearser) { r.plan.RevertContext = ctx }
+}
 
 // Rehearser rehearses an application on one cluster.
 type Rehearser struct {

@@ -72,7 +72,7 @@ type Plan struct {
 	Undos     *journal.Registry
 
 	Thresholds *verdict.Thresholds // verdict.DefaultThresholds() when nil
-	Checks     []string           // the scenarios' own, else verdict.DefaultChecks
+	Checks     []string            // the scenarios' own, else verdict.DefaultChecks
 
 	Out io.Writer // status lines (io.Discard when nil)
 	// RevertContext is used for reverting: it should outlive ctx (a first

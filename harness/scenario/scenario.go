@@ -40,7 +40,7 @@ type stepFunc struct {
 	fn   func(context.Context, *Context) error
 }
 
-func (s stepFunc) Name() string                                    { return s.name }
+func (s stepFunc) Name() string                                   { return s.name }
 func (s stepFunc) Execute(ctx context.Context, sc *Context) error { return s.fn(ctx, sc) }
 
 // Do makes a step of a function.
