@@ -5,7 +5,7 @@ REHEARSE  := $(GO) run ./cmd/rehearse
 # End-to-end suites create real clusters: generous, bounded time.
 E2E_TIMEOUT ?= 80m
 
-.PHONY: rehearse test unit e2e node-image engine bench clean-clusters
+.PHONY: rehearse test unit e2e example node-image engine bench repeat clean-clusters
 
 ## rehearse: a rehearsal on a local kind cluster (cluster up, checks, down)
 rehearse:
@@ -19,9 +19,15 @@ unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /suites/)
 
-## e2e: end-to-end suites, one cluster per suite package, one package at a time
+## e2e: end-to-end suites, one cluster per suite package, one package at a time,
+## then the example of a user's own module (examples/shop)
 e2e: engine node-image
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./suites/...
+	$(MAKE) example
+
+## example: the user's-own-module example rehearses its app through the public API
+example:
+	cd examples/shop && $(GO) test -count=1 -timeout 20m ./...
 
 ## node-image: kind node images of both rehearsal Kubernetes versions (cached)
 node-image: engine
@@ -34,6 +40,13 @@ engine:
 ## bench: benchmarks that print speed and precision figures
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem $$($(GO) list ./... | grep -v /suites/)
+
+## repeat: run one suite N times and tabulate its verdicts (each must agree N of N),
+## e.g. make repeat SUITE=rollingrestart N=5
+SUITE ?= rollingrestart
+N ?= 5
+repeat: engine node-image
+	$(GO) run ./cmd/repeat -n $(N) ./suites/$(SUITE)
 
 ## clean-clusters: delete every kind cluster this harness made (names rehearse-*)
 clean-clusters:

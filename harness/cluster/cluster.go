@@ -22,6 +22,7 @@ import (
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness/hostroute"
 )
 
 // Cluster is one kind cluster managed by the harness.
@@ -156,12 +157,16 @@ func (c *Cluster) kindConfig() *v1alpha4.Cluster {
 }
 
 // Delete removes the cluster, including workers added after creation (they
-// carry the cluster's label), and its kubeconfig file.
+// carry the cluster's label), its kubeconfig file, and the host routes to
+// its pods a rehearsal may have left (package hostroute).
 func (c *Cluster) Delete(ctx context.Context) error {
 	if err := c.kind.Delete(c.cfg.Name, c.cfg.KubeconfigPath); err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", c.cfg.Name, err)
 	}
 	_ = os.Remove(c.cfg.KubeconfigPath)
+	if err := hostroute.Cleanup(c.cfg.Name); err != nil {
+		return fmt.Errorf("cluster %q deleted, but its host routes could not be removed: %w", c.cfg.Name, err)
+	}
 	return nil
 }
 

@@ -26,6 +26,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/engine"
 	"github.com/kube-rehearse/rehearse/harness/smoke"
+	"github.com/kube-rehearse/rehearse/suites/suite"
 )
 
 const (
@@ -33,67 +34,16 @@ const (
 	nodePort    = 30080
 )
 
-var (
-	testenv  env.Environment
-	provider *cluster.Provider
-	hostPort int32
-	images   struct{ from, to nodeimage.Result }
-)
+var provider *cluster.Provider
 
 func TestMain(m *testing.M) {
-	ctx := context.Background()
-	if err := prepare(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "testbed:", err)
-		os.Exit(1)
-	}
-	testenv = env.New()
-	testenv.Setup(envfuncs.CreateClusterWithOpts(provider, clusterName))
-	testenv.AfterEachFeature(func(ctx context.Context, _ *envconf.Config, t *testing.T, _ features.Feature) (context.Context, error) {
-		if t.Failed() {
-			dir := t.TempDir() + "/logs"
-			if os.Getenv("REHEARSE_LOG_DIR") != "" {
-				dir = os.Getenv("REHEARSE_LOG_DIR")
-			}
-			if err := provider.ExportLogs(ctx, dir); err == nil {
-				t.Logf("cluster logs exported to %s", dir)
-			}
-		}
-		return ctx, nil
-	})
-	testenv.Finish(envfuncs.DestroyCluster(clusterName))
-	os.Exit(testenv.Run(m))
+	os.Exit(suite.Main(m, clusterName, suite.Options{ToImage: true}))
 }
 
-// prepare makes sure Docker answers and both node images exist (built
-// offline on first use, seconds when cached), and picks a free host port.
-func prepare(ctx context.Context) error {
-	if err := engine.Ensure(ctx, engine.Options{}); err != nil {
-		return err
-	}
-	from, to := nodeimage.Versions()
-	var err error
-	if images.from, err = nodeimage.Image(ctx, nodeimage.Options{Version: from}); err != nil {
-		return err
-	}
-	if images.to, err = nodeimage.Image(ctx, nodeimage.Options{Version: to}); err != nil {
-		return err
-	}
-	if hostPort, err = cluster.FreeHostPort(); err != nil {
-		return err
-	}
-	provider = cluster.NewProvider(cluster.Config{
-		Name:      clusterName,
-		Image:     images.from.Image,
-		Workers:   2,
-		NodePorts: []cluster.PortMapping{{NodePort: nodePort, HostPort: hostPort}},
-		// The name is this suite's own: a leftover from an interrupted run
-		// is ours to replace.
-		ReplaceExisting: true,
-	})
-	return nil
-}
+func hostPort() int32 { return provider.Config().NodePorts[0].HostPort }
 
 func checker(t *testing.T) smoke.Checker {
+	provider = suite.Env.Provider
 	return smoke.Checker{Client: provider.Client(), Namespace: "testbed", Image: netcheck.Image}
 }
 
@@ -129,12 +79,12 @@ func TestTestBed(t *testing.T) {
 			return ctx
 		}).
 		Assess("a NodePort answers on 127.0.0.1 from the host", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			require.NoError(t, checker(t).NodePort(ctx, worker2, nodePort, hostPort))
+			require.NoError(t, checker(t).NodePort(ctx, worker2, nodePort, hostPort()))
 			return ctx
 		}).
 		Assess("a worker at version "+to+" joins the running cluster and serves", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 			start := time.Now()
-			name, err := provider.AddWorker(ctx, cluster.WorkerSpec{Image: images.to.Image})
+			name, err := provider.AddWorker(ctx, cluster.WorkerSpec{Image: suite.Env.Images.To.Image})
 			added = name
 			require.NoError(t, err)
 			t.Logf("worker %s (%s) Ready %s after docker run", name, to, time.Since(start).Round(time.Second))
@@ -164,7 +114,7 @@ func TestTestBed(t *testing.T) {
 			return ctx
 		}).
 		Feature()
-	testenv.Test(t, f)
+	suite.Env.Test.Test(t, f)
 }
 
 func TestRemoveNodeRefusesTheControlPlane(t *testing.T) {

@@ -1,0 +1,171 @@
+// Package restore proves that every change a rehearsal makes is undone
+// whatever happens to the harness: the `rehearse` command rehearses a
+// scenario that cordons and taints a node, and is
+//
+//   - SIGKILLed in the middle of the step (nothing of the process can
+//     react): `rehearse restore` then brings the node back, from the
+//     journal in the cluster;
+//   - interrupted with SIGINT in the middle of the step: it reverts before
+//     it exits.
+//
+// Each five times in a row. After each, the node is schedulable, carries
+// no taint and no journal marker, and no journal is left.
+package restore
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/kube-rehearse/rehearse/harness/journal"
+	"github.com/kube-rehearse/rehearse/scenarios/cordon"
+	"github.com/kube-rehearse/rehearse/suites/suite"
+)
+
+const (
+	clusterName = "rehearse-restore"
+	node        = clusterName + "-worker"
+	rounds      = 5
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rehearse-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "rehearse")
+	if out, err := exec.Command("go", "build", "-o", binary, "github.com/kube-rehearse/rehearse/cmd/rehearse").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building rehearse: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := suite.Main(m, clusterName, suite.Options{})
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// start runs `rehearse run` with the cordon scenario held long enough to be
+// interrupted in the middle of it.
+func start(t *testing.T) (*exec.Cmd, *bytes.Buffer) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := exec.Command(binary, "run", "--cluster", clusterName, "--scenario", cordon.Kind,
+		"--set", "node="+node, "--set", "hold=5m", "--rate", "20", "--warmup", "1m", "--baseline", "1s", "--recovery", "1s",
+		"--out", t.TempDir())
+	cmd.Stdout, cmd.Stderr = &out, &out
+	require.NoError(t, cmd.Start())
+	return cmd, &out
+}
+
+// waitFaulted waits until both changes are made and journaled: the node is
+// cordoned and tainted, and the journal holds two entries.
+func waitFaulted(ctx context.Context, t *testing.T, cmd *exec.Cmd, out *bytes.Buffer) {
+	t.Helper()
+	client := suite.Env.Target.Client()
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if cmd.ProcessState != nil {
+			return false, fmt.Errorf("rehearse exited early")
+		}
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if err != nil || !n.Spec.Unschedulable || !hasTaint(n) {
+			return false, nil
+		}
+		return entries(ctx, t) == 2, nil
+	})
+	require.NoError(t, err, "the node was not cordoned and tainted with a journal of two entries; output:\n%s", out)
+}
+
+func hasTaint(n *corev1.Node) bool {
+	for _, tn := range n.Spec.Taints {
+		if tn.Key == cordon.Taint.Key {
+			return true
+		}
+	}
+	return false
+}
+
+// entries counts the journal entries in the cluster.
+func entries(ctx context.Context, t *testing.T) int {
+	cms, err := suite.Env.Target.Client().CoreV1().ConfigMaps(journal.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, cm := range cms.Items {
+		for k := range cm.Data {
+			if strings.HasPrefix(k, "entry-") {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// requireRestored checks the node and the journal are as before the run.
+func requireRestored(ctx context.Context, t *testing.T) {
+	t.Helper()
+	n, err := suite.Env.Target.Client().CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	require.NoError(t, err)
+	require.False(t, n.Spec.Unschedulable, "node %s is still cordoned", node)
+	require.False(t, hasTaint(n), "node %s still has the taint: %v", node, n.Spec.Taints)
+	for k := range n.Annotations {
+		require.False(t, strings.HasPrefix(k, journal.NodeAnnotationPrefix), "node %s still carries journal marker %s", node, k)
+	}
+	cms, err := suite.Env.Target.Client().CoreV1().ConfigMaps(journal.Namespace).List(ctx, metav1.ListOptions{})
+	require.NoError(t, err)
+	require.Empty(t, cms.Items, "journals left in %s", journal.Namespace)
+}
+
+func TestRevertAfterInterruption(t *testing.T) {
+	sigkill := features.New("SIGKILL in the middle of a step, then rehearse restore").
+		Assess(fmt.Sprintf("the node is back, %d times out of %d", rounds, rounds), func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			for i := 1; i <= rounds; i++ {
+				cmd, out := start(t)
+				waitFaulted(ctx, t, cmd, out)
+				require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+				_ = cmd.Wait()
+				// The kill left the fault in place: only the journal can undo it.
+				require.Equal(t, 2, entries(ctx, t), "round %d: the journal still holds both changes", i)
+				restore := exec.Command(binary, "restore", "--cluster", clusterName)
+				b, err := restore.CombinedOutput()
+				require.NoError(t, err, "round %d: rehearse restore:\n%s", i, b)
+				t.Logf("round %d: rehearse restore:\n%s", i, b)
+				requireRestored(ctx, t)
+			}
+			return ctx
+		}).Feature()
+
+	sigint := features.New("SIGINT in the middle of a step").
+		Assess(fmt.Sprintf("reverts before it exits, %d times out of %d", rounds, rounds), func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			for i := 1; i <= rounds; i++ {
+				cmd, out := start(t)
+				waitFaulted(ctx, t, cmd, out)
+				require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+				err := cmd.Wait()
+				var exit *exec.ExitError
+				require.ErrorAs(t, err, &exit, "round %d: an interrupted rehearsal is not a pass; output:\n%s", i, out)
+				require.Equal(t, 3, exit.ExitCode(), "round %d: exit code 3 (interrupted); output:\n%s", i, out)
+				require.Contains(t, out.String(), "interrupted", "round %d", i)
+				requireRestored(ctx, t)
+			}
+			return ctx
+		}).Feature()
+
+	suite.Env.Test.Test(t, sigkill, sigint)
+}

@@ -1,0 +1,232 @@
+// Package suite is the one set-up every `go test` suite of the project
+// shares: a kind cluster per suite package (created before the tests,
+// deleted after, its logs exported when a test failed), built from the
+// e2e-framework's env funcs, and the helpers suites rehearse with.
+//
+//	func TestMain(m *testing.M) { os.Exit(suite.Main(m, "rehearse-rolling", suite.Options{})) }
+//
+// Every rehearsal a suite runs can be recorded (Record) into
+// $REHEARSE_RESULTS_DIR, so that `make repeat` can run a suite several
+// times and check that every verdict came out the same each time.
+package suite
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/e2e-framework/pkg/env"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/envfuncs"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness"
+	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/target"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+)
+
+// Options shape a suite's cluster.
+type Options struct {
+	Workers int // default 2
+	// ToImage also prepares the node image of the "to" version (for suites
+	// that add newer nodes).
+	ToImage bool
+}
+
+// Env is the running suite's environment.
+var Env struct {
+	Test     env.Environment
+	Provider *cluster.Provider
+	Target   *target.Kind
+	Images   struct{ From, To nodeimage.Result }
+}
+
+// Main prepares Docker and the node images, creates the suite's cluster
+// (name: the suite's own; a leftover of an interrupted run is replaced),
+// runs the tests, and deletes the cluster. It returns the exit code.
+func Main(m *testing.M, name string, opt Options) int {
+	ctx := context.Background()
+	if opt.Workers == 0 {
+		opt.Workers = 2
+	}
+	if err := prepare(ctx, name, opt); err != nil {
+		fmt.Fprintf(os.Stderr, "suite %s: %v\n", name, err)
+		return 1
+	}
+	e := env.New()
+	e.Setup(envfuncs.CreateClusterWithOpts(Env.Provider, name), func(ctx context.Context, _ *envconf.Config) (context.Context, error) {
+		Env.Target = target.NewKind(Env.Provider.Cluster, true)
+		return ctx, nil
+	})
+	e.AfterEachFeature(exportLogsOnFailure)
+	e.AfterEachTest(func(ctx context.Context, _ *envconf.Config, t *testing.T) (context.Context, error) {
+		if t.Failed() {
+			exportLogs(ctx, t)
+		}
+		return ctx, nil
+	})
+	e.Finish(envfuncs.DestroyCluster(name))
+	Env.Test = e
+	return e.Run(m)
+}
+
+func prepare(ctx context.Context, name string, opt Options) error {
+	if err := engine.Ensure(ctx, engine.Options{}); err != nil {
+		return err
+	}
+	from, to := nodeimage.Versions()
+	var err error
+	if Env.Images.From, err = nodeimage.Image(ctx, nodeimage.Options{Version: from}); err != nil {
+		return err
+	}
+	if opt.ToImage {
+		if Env.Images.To, err = nodeimage.Image(ctx, nodeimage.Options{Version: to}); err != nil {
+			return err
+		}
+	}
+	hostPort, err := cluster.FreeHostPort()
+	if err != nil {
+		return err
+	}
+	Env.Provider = cluster.NewProvider(cluster.Config{
+		Name: name, Image: Env.Images.From.Image, Workers: opt.Workers,
+		// The fallback route to NodePort 30080 where the host cannot reach
+		// the nodes' own addresses.
+		NodePorts: []cluster.PortMapping{{NodePort: 30080, HostPort: hostPort}},
+		// The name is this suite's own: a leftover from an interrupted run
+		// is ours to replace.
+		ReplaceExisting: true,
+	})
+	return nil
+}
+
+func exportLogsOnFailure(ctx context.Context, _ *envconf.Config, t *testing.T, _ features.Feature) (context.Context, error) {
+	if t.Failed() {
+		exportLogs(ctx, t)
+	}
+	return ctx, nil
+}
+
+// exportLogs writes the cluster's logs to $REHEARSE_LOG_DIR (or a
+// directory next to the test's temporary files) and says where.
+func exportLogs(ctx context.Context, t *testing.T) {
+	dir := os.Getenv("REHEARSE_LOG_DIR")
+	if dir == "" {
+		dir = filepath.Join(os.TempDir(), "rehearse-logs")
+	}
+	dir = filepath.Join(dir, strings.ReplaceAll(t.Name(), "/", "_")+"-"+time.Now().Format("150405"))
+	if err := Env.Provider.ExportLogs(ctx, dir); err != nil {
+		t.Logf("exporting the cluster's logs failed: %v", err)
+		return
+	}
+	t.Logf("cluster logs exported to %s", dir)
+}
+
+// Rehearser is a harness.Rehearser on the suite's cluster; options add to
+// (and may override) the suite's defaults: status lines in the test log.
+func Rehearser(t *testing.T, opts ...harness.Option) *harness.Rehearser {
+	t.Helper()
+	all := append([]harness.Option{harness.WithTarget(Env.Target), harness.WithLog(testWriter{t})}, opts...)
+	if dir := os.Getenv("REHEARSE_TIMELINE_DIR"); dir != "" {
+		all = append(all, harness.WithOutput(dir))
+	}
+	r, err := harness.New(all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+type testWriter struct{ t *testing.T }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// Log writes a rehearsal's loads, verdict and explanations to the test log.
+func Log(t *testing.T, res *harness.Result) {
+	t.Helper()
+	if res == nil {
+		return
+	}
+	t.Logf("rehearsal %s:\n%s", res.Run, harness.Summary(res))
+}
+
+// Outcome is one rehearsal's verdict as `make repeat` tabulates it.
+type Outcome struct {
+	Suite    string            `json:"suite"`
+	Case     string            `json:"case"`
+	Run      string            `json:"run"`
+	At       time.Time         `json:"at"`
+	Outcome  string            `json:"outcome"`
+	Reason   string            `json:"reason,omitempty"`
+	Failed   map[string]string `json:"failed,omitempty"`   // check -> diagnosis class or title
+	Unjudged []string          `json:"unjudged,omitempty"` // checks that could not judge
+	Requests map[string]int    `json:"requests"`           // per client kind
+	Errors   map[string]int    `json:"errors"`             // failed requests per client kind
+}
+
+// Verdict is the one-line verdict of an Outcome: "fail: graceful-shutdown=class 7, error-rate/gateway=class 7".
+func (o Outcome) Verdict() string {
+	if len(o.Failed) == 0 {
+		return o.Outcome
+	}
+	var parts []string
+	for c, d := range o.Failed {
+		parts = append(parts, c+"="+d)
+	}
+	sort.Strings(parts)
+	return o.Outcome + ": " + strings.Join(parts, ", ")
+}
+
+// Record writes a rehearsal's outcome to $REHEARSE_RESULTS_DIR (nothing
+// when unset) for `make repeat`.
+func Record(t *testing.T, suiteName, caseName string, res *harness.Result) {
+	t.Helper()
+	dir := os.Getenv("REHEARSE_RESULTS_DIR")
+	if dir == "" || res == nil {
+		return
+	}
+	o := Outcome{Suite: suiteName, Case: caseName, Run: res.Run, At: time.Now().UTC(), Outcome: string(res.Report.Outcome),
+		Reason: res.Report.Reason, Failed: map[string]string{}, Requests: map[string]int{}, Errors: map[string]int{}}
+	for _, c := range res.Report.Failed() {
+		d := "failed"
+		if c.Diagnosis != nil {
+			d = c.Diagnosis.Class.String()
+			if c.Diagnosis.Class == 0 {
+				d = c.Diagnosis.Title
+			}
+		}
+		o.Failed[c.Name] = d
+	}
+	for _, c := range res.Report.Unjudged() {
+		o.Unjudged = append(o.Unjudged, c.Name)
+	}
+	for _, k := range timeline.ClientKinds() {
+		if s, ok := res.Loads[k]; ok {
+			o.Requests[k.String()], o.Errors[k.String()] = s.Sent, s.Failed
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Logf("recording the outcome: %v", err)
+		return
+	}
+	b, _ := json.Marshal(o)
+	f, err := os.OpenFile(filepath.Join(dir, "outcomes.jsonl"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Logf("recording the outcome: %v", err)
+		return
+	}
+	defer f.Close()
+	_, _ = f.Write(append(b, '\n'))
+}
