@@ -332,10 +332,15 @@ func (r *recorder) record(res *vegeta.Result) {
 			// whatever the answer (or its absence) says.
 			req.Pod, req.PodIP, req.Node, req.Via = info.ep.Pod, info.ep.IP(), info.ep.Node, timeline.ViaRoute
 		}
-		// A pooled connection the server had closed before the request was
-		// written on it: nothing reached the app.
-		if req.Err.IsConnection() && info.reused && !info.wrote && req.Err != timeline.ErrTimeout {
+		switch {
+		case req.Err.IsConnection() && info.reused && !info.wrote && req.Err != timeline.ErrTimeout:
+			// A pooled connection the server had closed before the request
+			// was written on it: nothing reached the app.
 			req.Err = timeline.ErrClosedIdle
+		case req.Err == timeline.ErrTimeout && !info.reused && !info.wrote:
+			// The connection was never made (a pod whose address no longer
+			// answers): no connection could be made, not a request lost.
+			req.Err = timeline.ErrRefused
 		}
 	} else if r.router != nil && req.Err != timeline.ErrNone && res.URL != "" {
 		if ep, ok := r.router.Lookup(hostOf(res.URL)); ok {

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -141,9 +142,12 @@ func (t *observedTransport) RoundTrip(req *http.Request) (*http.Response, error)
 			info.ep, info.routed = ep, true
 		}
 	}
+	// The callbacks may run on net/http's own goroutines, even after
+	// RoundTrip returned (a write that ends after a timeout): atomics.
+	var reused, wrote atomic.Bool
 	trace := &httptrace.ClientTrace{
-		GotConn:      func(ci httptrace.GotConnInfo) { info.reused = ci.Reused },
-		WroteRequest: func(w httptrace.WroteRequestInfo) { info.wrote = w.Err == nil },
+		GotConn:      func(ci httptrace.GotConnInfo) { reused.Store(ci.Reused) },
+		WroteRequest: func(w httptrace.WroteRequestInfo) { wrote.Store(w.Err == nil) },
 	}
 	req = req.WithContext(httptrace.WithClientTrace(req.Context(), trace))
 	if !t.retry && req.Body == nil {
@@ -151,6 +155,7 @@ func (t *observedTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	}
 	resp, err := t.base.RoundTrip(req)
 	if ok {
+		info.reused, info.wrote = reused.Load(), wrote.Load()
 		t.side.put(seq, info)
 	}
 	return resp, err

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/kube-rehearse/rehearse/fixtures/app/contract"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
@@ -93,14 +94,20 @@ func (a *analysis) shutdowns(w *window) []PodShutdown {
 			ExitCode: p.ExitCode, ExitReason: p.ExitReason, ByKind: map[timeline.ErrorKind]int{},
 			LastReached: map[timeline.ClientKind]time.Duration{}}
 		ps.Killed = p.ExitCode != nil && *p.ExitCode == exitSIGKILL && p.ExitReason != reasonOOMKilled
-		if e, ok := a.appLog(p, logPreStop, del-a.tol); ok {
+		// The app's clock is exact where the watch is late: look for its lines
+		// from well before the deletion was seen.
+		early := del - a.tol - a.maxLag
+		if e, ok := a.appLog(p, contract.MsgPreStop, early); ok {
 			ps.SIGTERM = timeline.Mark{At: e.Offset, Known: true}
 		}
-		if e, ok := a.appLog(p, logSIGTERM, del-a.tol); ok && !ps.SIGTERM.Known {
+		if e, ok := a.appLog(p, contract.MsgSIGTERM, early); ok && !ps.SIGTERM.Known {
 			ps.SIGTERM = timeline.Mark{At: e.Offset, Known: true}
 		}
-		if e, ok := a.appLog(p, logStoppedAccepting, del-a.tol); ok {
+		if e, ok := a.appLog(p, contract.MsgStoppedAccepting, early); ok {
 			ps.StoppedAccepting = timeline.Mark{At: e.Offset, Known: true}
+		}
+		if e, ok := a.appLog(p, contract.MsgExited, early); ok && (!ps.Exited.Known || e.Offset < ps.Exited.At) {
+			ps.Exited = timeline.Mark{At: e.Offset, Known: true}
 		}
 		if m := a.routeEnd(p); m.Known && m.At >= del-a.tol {
 			ps.GatewayStopped = m
@@ -138,16 +145,28 @@ func (a *analysis) shutdowns(w *window) []PodShutdown {
 			} else if len(at.Pods) == 1 && r.Offset >= ps.Deleted {
 				ps.LastReached[r.Client] = max(ps.LastReached[r.Client], r.Offset)
 			}
-			switch r.Err {
-			case timeline.ErrReset, timeline.ErrEOF, timeline.ErrTimeout:
+			if inFlight(r) {
 				ps.InFlightLost += wgt
-			default:
+			} else {
 				ps.StoppedWhileRouted += wgt
 			}
 		}
 	}
 	a.shutdownCache[w] = out
 	return out
+}
+
+// inFlight reports whether a failure lost a request the pod had been given:
+// its connection was established (not a dial error) and then reset, closed
+// without an answer, or never answered. A refused or unroutable connection,
+// a pooled connection found closed, or an error answer are requests sent to
+// a pod that no longer served.
+func inFlight(r *timeline.Request) bool {
+	switch r.Err {
+	case timeline.ErrReset, timeline.ErrEOF, timeline.ErrTimeout:
+		return !strings.Contains(r.ErrText, "dial tcp")
+	}
+	return false
 }
 
 // shutdownClass decides between class 7 (the process died with requests in

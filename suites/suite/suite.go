@@ -62,7 +62,12 @@ func Main(m *testing.M, name string, opt Options) int {
 		fmt.Fprintf(os.Stderr, "suite %s: %v\n", name, err)
 		return 1
 	}
-	e := env.New()
+	// Flags of e2e-framework select features: go test ./suites/x -args -feature abrupt
+	e, err := env.NewFromFlags()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "suite %s: %v\n", name, err)
+		return 2
+	}
 	e.Setup(envfuncs.CreateClusterWithOpts(Env.Provider, name), func(ctx context.Context, _ *envconf.Config) (context.Context, error) {
 		Env.Target = target.NewKind(Env.Provider.Cluster, true)
 		return ctx, nil
