@@ -7,6 +7,7 @@ import (
 	"time"
 
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
@@ -28,6 +29,7 @@ type endpointTracker struct {
 // endpoint is one address as a slice lists it.
 type endpoint struct {
 	pod, node   string
+	uid         types.UID // the pod's, from the targetRef
 	ready       bool
 	serving     bool
 	terminating bool
@@ -63,7 +65,7 @@ func sliceEndpoints(s *discoveryv1.EndpointSlice) map[string]endpoint {
 		}
 		e.terminating = ep.Conditions.Terminating != nil && *ep.Conditions.Terminating
 		if ep.TargetRef != nil && (ep.TargetRef.Kind == "Pod" || ep.TargetRef.Kind == "") {
-			e.pod = ep.TargetRef.Name
+			e.pod, e.uid = ep.TargetRef.Name, ep.TargetRef.UID
 		}
 		if ep.NodeName != nil {
 			e.node = *ep.NodeName
@@ -128,7 +130,15 @@ func (t *endpointTracker) merged(addr string) (endpoint, bool) {
 	return best, found
 }
 
-func samePod(a, b endpoint) bool { return a.pod == b.pod || a.pod == "" || b.pod == "" }
+// samePod reports whether two sightings of an address name the same pod: by
+// UID when both have one (a StatefulSet's new pod has the old one's name),
+// else by name, an unnamed side matching anything.
+func samePod(a, b endpoint) bool {
+	if a.uid != "" && b.uid != "" {
+		return a.uid == b.uid
+	}
+	return a.pod == b.pod || a.pod == "" || b.pod == ""
+}
 
 // endpointTransitionLocked records the change of one address.
 func (o *Observer) endpointTransitionLocked(addr string, cur endpoint, present bool, at time.Duration, initial bool) {
@@ -139,7 +149,7 @@ func (o *Observer) endpointTransitionLocked(addr string, cur endpoint, present b
 		t.current[addr] = cur
 		switch {
 		case !samePod(prev, cur):
-			o.emit(endpointEvent(timeline.EvEndpointRemoved, addr, prev, at, "the address now belongs to pod "+cur.pod))
+			o.emit(endpointEvent(timeline.EvEndpointRemoved, addr, prev, at, "the address now belongs to "+podText(cur)))
 			o.emit(appearEvent(addr, cur, at, initial))
 		case prev.ready && !cur.ready:
 			o.emit(endpointEvent(timeline.EvEndpointNotReady, addr, cur, at, ""))
@@ -222,5 +232,14 @@ func endpointEvent(kind timeline.EventKind, addr string, e endpoint, at time.Dur
 	if note != "" {
 		b.WriteString("; " + note)
 	}
-	return timeline.Event{Offset: at, Kind: kind, Pod: e.pod, Node: e.node, IP: addr, Detail: b.String()}
+	return timeline.Event{Offset: at, Kind: kind, Pod: e.pod, UID: string(e.uid), Node: e.node, IP: addr, Detail: b.String()}
+}
+
+// podText names an endpoint's pod for a Detail: "pod web-0 (uid 1234)".
+func podText(e endpoint) string {
+	s := "pod " + e.pod
+	if e.uid != "" {
+		s += " (uid " + string(e.uid) + ")"
+	}
+	return s
 }

@@ -60,7 +60,7 @@ func (o *Observer) eventSeen(obj any, initial bool) {
 		if !known {
 			return
 		}
-		e.Pod, e.Node = obj2.Name, node
+		e.Pod, e.UID, e.Node = obj2.Name, string(obj2.UID), node
 	case "Service":
 		if obj2.Name != o.target.Service || o.target.Service == "" {
 			return

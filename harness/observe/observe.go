@@ -1,7 +1,9 @@
 // Package observe watches a rehearsal's cluster and writes what it sees onto
 // the rehearsal's timeline: the app's pods (scheduled, Ready, deletion
 // requested, container exits), the addresses in its Service's
-// EndpointSlices, the nodes, and the Kubernetes Events about its pods.
+// EndpointSlices, the nodes, the Kubernetes Events about its pods, the
+// lifecycle lines the app logs, the health of the watches themselves and how
+// late they deliver changes.
 //
 // Everything is watched with client-go shared informers, and every change is
 // recorded at the moment the watch delivered it, read on the timeline's own
@@ -16,15 +18,50 @@
 //     ready EndpointNotReady; a ready address turning not ready (terminating
 //     ones included) is EndpointNotReady, the reverse EndpointReady; an
 //     address gone from every slice of the Service is EndpointRemoved. Each
-//     names the IP, the pod (the slice's targetRef) and the node.
+//     names the IP, the pod (the slice's targetRef), its UID and the node.
 //   - pods: PodScheduled, PodReady / PodNotReady (the Ready condition),
 //     PodDeletionRequested, ContainerExited (ExitCode, Reason), and a Note
-//     (Reason "PodDeleted") when the pod is gone from the API.
+//     (Reason "PodDeleted") when the pod is gone from the API. Each carries
+//     the pod's UID: a pod replaced by a new one of the same name (a
+//     StatefulSet's) ends with its own PodDeleted note and the new one's
+//     events carry the new UID.
 //   - nodes: NodeAdded, NodeReady / NodeNotReady, NodeCordoned /
 //     NodeUncordoned, NodeDeleted.
 //   - Kubernetes Events about the app's pods (Killing, Unhealthy,
 //     FailedScheduling, BackOff, any Warning...) as Notes carrying the
 //     event's reason.
+//   - the app's lifecycle log lines (contract.IsLifecycle: "started",
+//     "sigterm received", "exited"...) as AppLog events: Name is the
+//     message, Detail the line's attributes as "k=v k=v" in the line's order,
+//     Pod, UID and Node the pod's. They are placed at the time the app wrote
+//     on the line, by the app's clock: on kind the nodes share the host's
+//     clock; on other targets the nodes' clock skew against this machine
+//     applies to these events, and to nothing else on the timeline. Each
+//     running container of the app's pods is followed from its start (or
+//     the timeline's, for one found running), a restarted one anew, a broken
+//     stream again from its last line, each line recorded once
+//     (WithLogContainers limits the containers, WithoutAppLogs turns it
+//     off). Lines in any other format never parse, so a user's app costs one
+//     stream per container and records nothing. A log that could not be
+//     opened after a few tries, the API server being up, is a Note (Reason
+//     "LogFollowFailed"), once per container (once in all when the identity
+//     may not read logs).
+//   - each interruption of a synced watch as WatchInterrupted (Name: the
+//     watch, "pods with app=web in namespace shop"; Detail: the error), and
+//     its end as WatchResumed (Detail "relisted" or "watch re-established"):
+//     one pair per interruption however often the watch retried meanwhile.
+//     A watch that ends normally (expired resource version, closed stream)
+//     and is re-established at once is not interrupted.
+//   - WatchLag events (Value: the lag, Detail "probe N") measured by a probe
+//     (WithLagProbe): a ConfigMap the observer creates in the namespace
+//     ("rehearse-watch-probe-<random>", labelled
+//     app.kubernetes.io/managed-by=rehearse), changes every second and
+//     watches, so the lag is that of a real change through a real watch,
+//     stamped at its delivery. No lag is measured across an interruption of
+//     the probe's own watch, whose interruptions are not recorded (no
+//     verdict depends on that watch). The probe records nothing else, but a
+//     Note (Reason "WatchLagUnmeasured") when it cannot run and one (Reason
+//     "WatchProbeLeft") if Stop could not delete the ConfigMap.
 //
 // Start records the state found when the watches synced as a snapshot at the
 // offset Start was called, so that a verdict sees the pods already Ready and
@@ -41,12 +78,11 @@ import (
 	"sync"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/wait"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 
@@ -64,6 +100,7 @@ type Target struct {
 const (
 	DefaultSyncTimeout    = 30 * time.Second
 	DefaultEndpointSettle = time.Second
+	DefaultLagProbe       = time.Second
 )
 
 // DefaultEventReasons are the reasons of Normal Kubernetes Events recorded
@@ -112,6 +149,24 @@ func WithContainers(names ...string) Option {
 	return func(o *Observer) { o.containers = setOf(names) }
 }
 
+// WithoutAppLogs does not follow the logs of the app's containers: no AppLog
+// events (for identities that may not get pods/log, or to save the streams).
+func WithoutAppLogs() Option { return func(o *Observer) { o.appLogs = false } }
+
+// WithLogContainers limits log following to the named containers. By
+// default every regular container of the app's pods is followed (whatever
+// WithContainers says: a container that is not the app's logs nothing that
+// parses, and costs a stream).
+func WithLogContainers(names ...string) Option {
+	return func(o *Observer) { o.logContainers = setOf(names) }
+}
+
+// WithLagProbe sets how often the watch-lag probe changes its ConfigMap
+// (DefaultLagProbe); 0 disables the probe, and verdicts then assume a lag.
+func WithLagProbe(every time.Duration) Option {
+	return func(o *Observer) { o.lagEvery = max(every, 0) }
+}
+
 func setOf(xs []string) map[string]bool {
 	m := make(map[string]bool, len(xs))
 	for _, x := range xs {
@@ -124,50 +179,52 @@ func setOf(xs []string) map[string]bool {
 // it with New, then Start it; Stop it when the rehearsal ends. Its methods
 // are safe for concurrent use.
 type Observer struct {
-	client      kubernetes.Interface
-	tl          *timeline.Timeline
-	target      Target
-	selector    labels.Selector
-	syncTimeout time.Duration
-	settle      time.Duration
-	nodes       bool
-	events      bool
-	reasons     map[string]bool
-	containers  map[string]bool
+	client        kubernetes.Interface
+	tl            *timeline.Timeline
+	target        Target
+	selector      labels.Selector
+	syncTimeout   time.Duration
+	settle        time.Duration
+	nodes         bool
+	events        bool
+	reasons       map[string]bool
+	containers    map[string]bool
+	appLogs       bool
+	logContainers map[string]bool
+	lagEvery      time.Duration
+
+	// openLog opens a container's log stream; tests replace it, since the
+	// fake clientset's logs are a fixed text that cannot fail. logRetry is
+	// the first wait after a failed open (logRetryBase; shorter in tests).
+	openLog  func(ctx context.Context, pod string, opts *corev1.PodLogOptions) (io.ReadCloser, error)
+	logRetry time.Duration
 
 	// startAt is the offset of the initial snapshot: the moment Start was
-	// called. Set before any informer runs.
+	// called. runCtx ends when the observer stops. Both are set before any
+	// informer runs.
 	startAt time.Duration
+	runCtx  context.Context
 
-	lifeMu    sync.Mutex
-	started   bool
-	stopped   bool
-	cancel    context.CancelFunc
-	factories []informers.SharedInformerFactory
-	watches   []*watched
-	stopOnce  sync.Once
+	lifeMu   sync.Mutex
+	started  bool
+	stopped  bool
+	cancel   context.CancelFunc
+	watches  []*watched     // the watches Start waits for (the probe's is apart)
+	podWatch *watched       // the pods' one, among them
+	running  sync.WaitGroup // informer goroutines, and the probe's loop
+	stopOnce sync.Once
 
 	// emitMu guards closed; it is held while an event is added so that
 	// nothing is recorded after Stop returned.
 	emitMu sync.Mutex
 	closed bool
 
-	pods podTracker
-	eps  endpointTracker
-	nds  nodeTracker
-	evs  eventTracker
-}
-
-// watched is one informer the observer started, for Start's error report
-// and the watch-error notes.
-type watched struct {
-	what    string // "pods with app=web in namespace shop"
-	hint    string // what to grant when it is forbidden
-	reg     cache.ResourceEventHandlerRegistration
-	mu      sync.Mutex
-	lastErr error
-	fatal   error
-	noted   time.Time
+	pods  podTracker
+	eps   endpointTracker
+	nds   nodeTracker
+	evs   eventTracker
+	logs  logFollowers
+	probe lagProbe
 }
 
 // New makes an Observer of target that records on tl.
@@ -189,7 +246,9 @@ func New(client kubernetes.Interface, tl *timeline.Timeline, target Target, opts
 		client: client, tl: tl, target: target, selector: sel,
 		syncTimeout: DefaultSyncTimeout, settle: DefaultEndpointSettle,
 		nodes: true, events: true, reasons: setOf(DefaultEventReasons),
+		appLogs: true, lagEvery: DefaultLagProbe, logRetry: logRetryBase,
 	}
+	o.openLog = o.streamLog
 	for _, opt := range opts {
 		opt(o)
 	}
@@ -197,6 +256,8 @@ func New(client kubernetes.Interface, tl *timeline.Timeline, target Target, opts
 	o.eps.init()
 	o.nds.init()
 	o.evs.init()
+	o.logs.init()
+	o.probe.init()
 	return o, nil
 }
 
@@ -205,6 +266,9 @@ func New(client kubernetes.Interface, tl *timeline.Timeline, target Target, opts
 // error when they could not sync within the sync timeout, when the identity
 // may not list what is watched, or when ctx ends first. On error nothing is
 // left running. The watches run until Stop is called or ctx is cancelled.
+//
+// Once synced, Start creates the watch-lag probe's ConfigMap (unless
+// WithLagProbe(0)); failing to is noted on the timeline, not an error.
 func (o *Observer) Start(ctx context.Context) error {
 	o.lifeMu.Lock()
 	if o.started || o.stopped {
@@ -214,24 +278,21 @@ func (o *Observer) Start(ctx context.Context) error {
 	o.started = true
 	o.startAt = o.tl.Now()
 	runCtx, cancel := context.WithCancel(ctx)
-	o.cancel = cancel
+	o.runCtx, o.cancel = runCtx, cancel
 	if err := o.setup(); err != nil {
 		o.lifeMu.Unlock()
 		o.Stop()
 		return err
 	}
-	for _, f := range o.factories {
-		f.Start(runCtx.Done())
+	for _, w := range o.watches {
+		o.runLocked(runCtx, w)
 	}
 	o.lifeMu.Unlock()
 
 	err := wait.PollUntilContextTimeout(runCtx, 20*time.Millisecond, o.syncTimeout, true, func(context.Context) (bool, error) {
 		done := true
 		for _, w := range o.watches {
-			w.mu.Lock()
-			fatal := w.fatal
-			w.mu.Unlock()
-			if fatal != nil {
+			if fatal := w.fatalErr(); fatal != nil {
 				return false, fatal
 			}
 			if !w.reg.HasSynced() {
@@ -245,7 +306,20 @@ func (o *Observer) Start(ctx context.Context) error {
 		o.Stop()
 		return err
 	}
+	if o.lagEvery > 0 {
+		o.startProbe(ctx)
+	}
 	return nil
+}
+
+// runLocked runs an informer until ctx ends. Called with lifeMu held and
+// the observer not stopped, so that Stop waits for it.
+func (o *Observer) runLocked(ctx context.Context, w *watched) {
+	o.running.Add(1)
+	go func() {
+		defer o.running.Done()
+		w.inf.RunWithContext(ctx) // returns once its handlers have returned
+	}()
 }
 
 func (o *Observer) isStopped() bool {
@@ -257,10 +331,7 @@ func (o *Observer) isStopped() bool {
 // startError explains why Start failed.
 func (o *Observer) startError(ctx context.Context, err error) error {
 	for _, w := range o.watches {
-		w.mu.Lock()
-		fatal := w.fatal
-		w.mu.Unlock()
-		if fatal != nil && errors.Is(err, fatal) {
+		if fatal := w.fatalErr(); fatal != nil && errors.Is(err, fatal) {
 			return err
 		}
 	}
@@ -275,11 +346,8 @@ func (o *Observer) startError(ctx context.Context, err error) error {
 		if w.reg.HasSynced() {
 			continue
 		}
-		w.mu.Lock()
-		last := w.lastErr
-		w.mu.Unlock()
 		s := w.what
-		if last != nil {
+		if last := w.lastError(); last != nil {
 			s += " (last error: " + last.Error() + ")"
 		}
 		pending = append(pending, s)
@@ -288,21 +356,24 @@ func (o *Observer) startError(ctx context.Context, err error) error {
 		"reachable API server and that the identity may list and watch these", o.syncTimeout, strings.Join(pending, "; "))
 }
 
-// Stop stops the watches and records the endpoint removals still settling.
-// Nothing is recorded after it returns. It may be called more than once, and
-// without Start.
+// Stop stops the watches, the log followers (waiting for them a short while)
+// and the lag probe, deletes the probe's ConfigMap, and records the endpoint
+// removals still settling. Nothing is recorded after it returns. It may be
+// called more than once, and without Start.
 func (o *Observer) Stop() {
 	o.stopOnce.Do(func() {
 		o.lifeMu.Lock()
 		o.stopped = true
-		cancel, factories := o.cancel, o.factories
+		cancel := o.cancel
 		o.lifeMu.Unlock()
 		if cancel != nil {
 			cancel()
 		}
-		for _, f := range factories {
-			f.Shutdown() // waits for the informers and their handlers to return
-		}
+		// The informers and their handlers, and the probe's loop: once they
+		// have returned, nothing starts a log follower any more.
+		o.running.Wait()
+		o.logs.stop(logStopWait)
+		o.deleteProbe()
 		o.eps.flush(o)
 		o.emitMu.Lock()
 		o.closed = true
@@ -316,113 +387,85 @@ func (o *Observer) setup() error {
 	ns := o.target.Namespace
 	sel := o.selector.String()
 
-	podF := informers.NewSharedInformerFactoryWithOptions(o.client, 0, informers.WithNamespace(ns),
-		informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = sel }))
+	pods := o.client.CoreV1().Pods(ns)
 	podWhat := fmt.Sprintf("pods in namespace %s", ns)
 	if sel != "" {
 		podWhat = fmt.Sprintf("pods with %s in namespace %s", sel, ns)
 	}
-	if err := o.watch(podF, podF.Core().V1().Pods().Informer(), podWhat, "list and watch on pods in namespace "+ns,
-		cache.ResourceEventHandlerDetailedFuncs{
+	w, err := o.newWatch(watchSpec{
+		what: podWhat, hint: "list and watch on pods in namespace " + ns,
+		example: &corev1.Pod{}, tweak: func(lo *metav1.ListOptions) { lo.LabelSelector = sel },
+		list: lister(pods.List), watch: pods.Watch,
+		handler: cache.ResourceEventHandlerDetailedFuncs{
 			AddFunc:    func(obj any, initial bool) { o.podAdded(obj, initial) },
 			UpdateFunc: func(_, obj any) { o.podUpdated(obj) },
 			DeleteFunc: func(obj any) { o.podDeleted(obj) },
-		}); err != nil {
+		},
+		// Log streams go through the API server too: those that broke
+		// while the watch was down are restarted when it is back.
+		onResume: o.followAllRunning,
+	})
+	if err != nil {
 		return err
 	}
+	o.watches = append(o.watches, w)
+	o.podWatch = w
 
 	if o.target.Service != "" {
 		svcSel := discoveryv1.LabelServiceName + "=" + o.target.Service
-		epF := informers.NewSharedInformerFactoryWithOptions(o.client, 0, informers.WithNamespace(ns),
-			informers.WithTweakListOptions(func(lo *metav1.ListOptions) { lo.LabelSelector = svcSel }))
-		if err := o.watch(epF, epF.Discovery().V1().EndpointSlices().Informer(),
-			fmt.Sprintf("endpointslices of service %s/%s", ns, o.target.Service),
-			"list and watch on endpointslices.discovery.k8s.io in namespace "+ns,
-			cache.ResourceEventHandlerDetailedFuncs{
+		slices := o.client.DiscoveryV1().EndpointSlices(ns)
+		w, err := o.newWatch(watchSpec{
+			what:    fmt.Sprintf("endpointslices of service %s/%s", ns, o.target.Service),
+			hint:    "list and watch on endpointslices.discovery.k8s.io in namespace " + ns,
+			example: &discoveryv1.EndpointSlice{}, tweak: func(lo *metav1.ListOptions) { lo.LabelSelector = svcSel },
+			list: lister(slices.List), watch: slices.Watch,
+			handler: cache.ResourceEventHandlerDetailedFuncs{
 				AddFunc:    func(obj any, initial bool) { o.sliceChanged(obj, initial, false) },
 				UpdateFunc: func(_, obj any) { o.sliceChanged(obj, false, false) },
 				DeleteFunc: func(obj any) { o.sliceChanged(obj, false, true) },
-			}); err != nil {
+			},
+		})
+		if err != nil {
 			return err
 		}
+		o.watches = append(o.watches, w)
 	}
 
 	if o.nodes {
-		nodeF := informers.NewSharedInformerFactoryWithOptions(o.client, 0)
-		if err := o.watch(nodeF, nodeF.Core().V1().Nodes().Informer(), "nodes (cluster-wide)",
-			"list and watch on nodes (a ClusterRole), or use observe.WithoutNodes",
-			cache.ResourceEventHandlerDetailedFuncs{
+		nodes := o.client.CoreV1().Nodes()
+		w, err := o.newWatch(watchSpec{
+			what: "nodes (cluster-wide)", hint: "list and watch on nodes (a ClusterRole), or use observe.WithoutNodes",
+			example: &corev1.Node{}, list: lister(nodes.List), watch: nodes.Watch,
+			handler: cache.ResourceEventHandlerDetailedFuncs{
 				AddFunc:    func(obj any, initial bool) { o.nodeAdded(obj, initial) },
 				UpdateFunc: func(_, obj any) { o.nodeUpdated(obj) },
 				DeleteFunc: func(obj any) { o.nodeDeleted(obj) },
-			}); err != nil {
+			},
+		})
+		if err != nil {
 			return err
 		}
+		o.watches = append(o.watches, w)
 	}
 
 	if o.events {
-		evF := informers.NewSharedInformerFactoryWithOptions(o.client, 0, informers.WithNamespace(ns))
-		if err := o.watch(evF, evF.Core().V1().Events().Informer(), "events in namespace "+ns,
-			"list and watch on events in namespace "+ns+", or use observe.WithoutEvents",
-			cache.ResourceEventHandlerDetailedFuncs{
+		events := o.client.CoreV1().Events(ns)
+		w, err := o.newWatch(watchSpec{
+			what:    "events in namespace " + ns,
+			hint:    "list and watch on events in namespace " + ns + ", or use observe.WithoutEvents",
+			example: &corev1.Event{}, list: lister(events.List), watch: events.Watch,
+			handler: cache.ResourceEventHandlerDetailedFuncs{
 				AddFunc:    func(obj any, initial bool) { o.eventSeen(obj, initial) },
 				UpdateFunc: func(_, obj any) { o.eventSeen(obj, false) },
 				DeleteFunc: func(obj any) { o.eventDeleted(obj) },
-			}); err != nil {
+			},
+		})
+		if err != nil {
 			return err
 		}
+		o.watches = append(o.watches, w)
 	}
 	return nil
-}
-
-func (o *Observer) watch(f informers.SharedInformerFactory, inf cache.SharedIndexInformer, what, hint string,
-	h cache.ResourceEventHandler) error {
-	w := &watched{what: what, hint: hint}
-	if err := inf.SetWatchErrorHandlerWithContext(func(_ context.Context, _ *cache.Reflector, err error) {
-		o.watchError(w, err)
-	}); err != nil {
-		return fmt.Errorf("observe: %s: %w", what, err)
-	}
-	reg, err := inf.AddEventHandler(h)
-	if err != nil {
-		return fmt.Errorf("observe: %s: %w", what, err)
-	}
-	w.reg = reg
-	o.factories = append(o.factories, f)
-	o.watches = append(o.watches, w)
-	return nil
-}
-
-// watchNoteEvery bounds the notes about failing watches: a control-plane
-// upgrade can break them for a while, and the reflector retries often.
-const watchNoteEvery = 30 * time.Second
-
-// watchError is called by a reflector when a list or watch failed (it then
-// retries with back-off). Before the sync, a refusal (forbidden,
-// unauthorized) ends Start; after it, failures are noted on the timeline,
-// since the observer may miss changes until the watch recovers.
-func (o *Observer) watchError(w *watched, err error) {
-	if err == nil || errors.Is(err, io.EOF) || errors.Is(err, context.Canceled) || apierrors.IsResourceExpired(err) || apierrors.IsGone(err) {
-		return // the watch ended normally, or must relist: the reflector handles it
-	}
-	if o.isStopped() {
-		return
-	}
-	w.mu.Lock()
-	w.lastErr = err
-	synced := w.reg != nil && w.reg.HasSynced()
-	if !synced && (apierrors.IsForbidden(err) || apierrors.IsUnauthorized(err)) && w.fatal == nil {
-		w.fatal = fmt.Errorf("observe: may not watch %s: %w; grant %s", w.what, err, w.hint)
-	}
-	note := synced && time.Since(w.noted) >= watchNoteEvery
-	if note {
-		w.noted = time.Now()
-	}
-	w.mu.Unlock()
-	if note {
-		o.emit(timeline.Event{Offset: o.tl.Now(), Kind: timeline.EvNote, Reason: "WatchFailed",
-			Detail: fmt.Sprintf("observer: watching %s failed, changes may be missed until it recovers: %v", w.what, err)})
-	}
 }
 
 // emit records an event unless the observer was stopped.

@@ -42,7 +42,13 @@ type rig struct {
 // watch would be lost.
 func start(t *testing.T, objs []runtime.Object, opts ...Option) *rig {
 	t.Helper()
-	cs := fake.NewClientset(objs...)
+	return startOn(t, fake.NewClientset(objs...), nil, opts...)
+}
+
+// startOn is start over a given clientset (with the test's reactors), with
+// before called between New and Start.
+func startOn(t *testing.T, cs *fake.Clientset, before func(*Observer), opts ...Option) *rig {
+	t.Helper()
 	var mu sync.Mutex
 	watching := map[string]bool{}
 	cs.PrependWatchReactor("*", func(a k8stesting.Action) (bool, watch.Interface, error) {
@@ -55,6 +61,9 @@ func start(t *testing.T, objs []runtime.Object, opts ...Option) *rig {
 	opts = append([]Option{WithSyncTimeout(5 * time.Second), WithEndpointSettle(50 * time.Millisecond)}, opts...)
 	o, err := New(cs, tl, Target{Namespace: ns, PodSelector: "app=web", Service: "web"}, opts...)
 	require.NoError(t, err)
+	if before != nil {
+		before(o)
+	}
 	require.NoError(t, o.Start(bg))
 	t.Cleanup(o.Stop)
 	want := []string{"pods", "endpointslices"}
@@ -148,7 +157,8 @@ func dump(es []timeline.Event) string {
 		if e.ExitCode != nil {
 			code = fmt.Sprintf(" exit=%d", *e.ExitCode)
 		}
-		fmt.Fprintf(&b, "  %v %s pod=%s node=%s ip=%s reason=%s%s %s\n", e.Offset, e.Kind, e.Pod, e.Node, e.IP, e.Reason, code, e.Detail)
+		fmt.Fprintf(&b, "  %v %s pod=%s uid=%s node=%s ip=%s name=%s reason=%s%s value=%v %s\n",
+			e.Offset, e.Kind, e.Pod, e.UID, e.Node, e.IP, e.Name, e.Reason, code, e.Value, e.Detail)
 	}
 	return b.String()
 }
@@ -195,7 +205,7 @@ func slice(name string, eps ...ep) *discoveryv1.EndpointSlice {
 				Ready: ptr(e.ready), Serving: ptr(e.ready || e.terminating), Terminating: ptr(e.terminating),
 			},
 			NodeName:  ptr(e.node),
-			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: e.pod},
+			TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: e.pod, UID: types.UID("uid-" + e.pod)},
 		})
 	}
 	return s
@@ -275,7 +285,7 @@ func TestInitialSnapshot(t *testing.T) {
 
 	eps := filter(es, isEndpoint)
 	require.Len(t, eps, 2, dump(es))
-	assert.Equal(t, timeline.Event{Offset: r.o.startAt, Kind: timeline.EvEndpointAdded, Pod: "web-1", Node: "n1", IP: "10.0.0.1", Detail: eps[0].Detail}, eps[0])
+	assert.Equal(t, timeline.Event{Offset: r.o.startAt, Kind: timeline.EvEndpointAdded, Pod: "web-1", UID: "uid-web-1", Node: "n1", IP: "10.0.0.1", Detail: eps[0].Detail}, eps[0])
 	assert.Equal(t, timeline.EvEndpointNotReady, eps[1].Kind)
 	assert.Equal(t, "web-2", eps[1].Pod)
 
@@ -337,6 +347,7 @@ func TestPodLifecycle(t *testing.T) {
 	}, kinds(got), dump(got))
 	for i, e := range got {
 		assert.Equal(t, "web-1", e.Pod)
+		assert.Equal(t, "uid-web-1", e.UID, e.Kind)
 		assert.Equal(t, "n1", e.Node)
 		if i > 0 {
 			assert.Equal(t, "10.0.0.1", e.IP, e.Kind)

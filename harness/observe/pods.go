@@ -32,6 +32,15 @@ type podState struct {
 	// whether it is seen as the current state, as the last state after a
 	// restart, or both.
 	exits map[string]string
+	// running holds the containers running now, by name: whose logs are
+	// followed.
+	running map[string]runningContainer
+}
+
+// runningContainer is one running instance of a container.
+type runningContainer struct {
+	id      string    // the container ID; a restart brings a new one
+	started time.Time // its startedAt (one-second resolution)
 }
 
 func (t *podTracker) init() {
@@ -72,11 +81,15 @@ func (o *Observer) podDeleted(obj any) {
 	t := &o.pods
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	st := t.pods[pod.Name]
+	if st != nil && st.uid != pod.UID {
+		return // an older pod of that name, already replaced
+	}
 	if o.selector.Matches(labels.Set(pod.Labels)) {
 		o.podTransitionsLocked(pod, at, false)
+		st = t.pods[pod.Name]
 	}
-	st := t.pods[pod.Name]
-	if st == nil || st.uid != pod.UID {
+	if st == nil {
 		return
 	}
 	why := "pod deleted"
@@ -108,7 +121,7 @@ func (o *Observer) podChanged(pod *corev1.Pod, initial bool) {
 // seen (deleted is true for a real deletion), a last PodNotReady if it was
 // still Ready, and a Note.
 func (o *Observer) podGoneLocked(name string, st *podState, at time.Duration, deleted bool, why string) {
-	base := timeline.Event{Offset: at, Pod: name, Node: st.node, IP: st.ip}
+	base := timeline.Event{Offset: at, Pod: name, UID: string(st.uid), Node: st.node, IP: st.ip}
 	var es []timeline.Event
 	if deleted && !st.deleting {
 		e := base
@@ -125,6 +138,7 @@ func (o *Observer) podGoneLocked(name string, st *podState, at time.Duration, de
 	es = append(es, e)
 	o.emit(es...)
 	delete(o.pods.pods, name)
+	o.logs.forget(st.uid)
 }
 
 // podTransitionsLocked diffs the pod against its recorded state and records
@@ -139,7 +153,7 @@ func (o *Observer) podTransitionsLocked(pod *corev1.Pod, at time.Duration, initi
 	}
 	fresh := st == nil
 	if fresh {
-		st = &podState{uid: pod.UID, exits: map[string]string{}}
+		st = &podState{uid: pod.UID, exits: map[string]string{}, running: map[string]runningContainer{}}
 		t.pods[pod.Name] = st
 		t.known[pod.Name] = true
 	}
@@ -150,7 +164,7 @@ func (o *Observer) podTransitionsLocked(pod *corev1.Pod, at time.Duration, initi
 		st.ip = pod.Status.PodIP
 	}
 	pre := initialPrefix(initial)
-	base := timeline.Event{Offset: at, Pod: pod.Name, Node: st.node, IP: st.ip}
+	base := timeline.Event{Offset: at, Pod: pod.Name, UID: string(pod.UID), Node: st.node, IP: st.ip}
 	var es []timeline.Event
 	add := func(kind timeline.EventKind, detail string) {
 		e := base
@@ -215,6 +229,15 @@ func (o *Observer) podTransitionsLocked(pod *corev1.Pod, at time.Duration, initi
 	}
 	st.ready = ready
 	o.emit(es...)
+
+	clear(st.running)
+	for i := range pod.Status.ContainerStatuses {
+		cs := &pod.Status.ContainerStatuses[i]
+		if run := cs.State.Running; run != nil && cs.ContainerID != "" {
+			st.running[cs.Name] = runningContainer{id: cs.ContainerID, started: run.StartedAt.Time}
+		}
+	}
+	o.followRunningLocked(pod.Name, st)
 }
 
 func notReadyDetail(pod *corev1.Pod, c *corev1.PodCondition) string {
