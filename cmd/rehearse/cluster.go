@@ -3,16 +3,19 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/kube-rehearse/rehearse/fixtures/netcheck"
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/hostroute"
 	"github.com/kube-rehearse/rehearse/harness/smoke"
 )
 
@@ -20,169 +23,160 @@ import (
 // down --all` only ever touches those.
 const ownPrefix = "rehearse-"
 
-type clusterFlags struct {
-	name     string
-	workers  int
-	version  string
-	nodePort int
-	hostPort int
-	replace  bool
-	offline  bool
+const defaultDevCluster = "rehearse-dev"
+
+func newClusterCmd(stdout, stderr io.Writer) *cobra.Command {
+	return group("cluster", "Manage a local kind cluster for rehearsals",
+		newClusterUpCmd(stdout, stderr),
+		newClusterSmokeCmd(stdout, stderr),
+		newClusterAddWorkerCmd(stdout, stderr),
+		newClusterRemoveNodeCmd(stderr),
+		newClusterDownCmd(stdout, stderr),
+	)
 }
 
-func (f *clusterFlags) register(fs interface {
-	StringVar(*string, string, string, string)
-	IntVar(*int, string, int, string)
-	BoolVar(*bool, string, bool, string)
-}, defaultName string) {
+// portFlags are the NodePort made reachable on the host's loopback.
+type portFlags struct{ nodePort, hostPort int }
+
+func (p *portFlags) register(cmd *cobra.Command) {
+	cmd.Flags().IntVar(&p.nodePort, "node-port", 30080, "NodePort made reachable from the host")
+	cmd.Flags().IntVar(&p.hostPort, "host-port", 30080, "port on 127.0.0.1 that reaches --node-port")
+}
+
+func newClusterUpCmd(stdout, stderr io.Writer) *cobra.Command {
 	from, _ := nodeimage.Versions()
-	fs.StringVar(&f.name, "name", defaultName, "kind cluster name")
-	fs.IntVar(&f.workers, "workers", 2, "number of worker nodes")
-	fs.StringVar(&f.version, "k8s-version", from, "Kubernetes version of every node")
-	fs.IntVar(&f.nodePort, "node-port", 30080, "NodePort made reachable from the host")
-	fs.IntVar(&f.hostPort, "host-port", 30080, "port on 127.0.0.1 that reaches --node-port")
-	fs.BoolVar(&f.replace, "replace", false, "delete an existing cluster of the same name first")
-	fs.BoolVar(&f.offline, "offline", false, "use our offline-built node image even if kindest/node exists locally")
+	var (
+		name, version    string
+		workers          int
+		ports            portFlags
+		replace, offline bool
+	)
+	cmd := &cobra.Command{
+		Use:   "up",
+		Short: "Create a kind cluster: one control plane and --workers workers",
+		Long: `up creates a kind cluster from our node image (built offline if need be, see
+` + "`rehearse image node`" + `) and waits until every node is Ready. It prints the
+KUBECONFIG to use with kubectl. An existing cluster of the same name is never
+deleted unless --replace is given.`,
+		Example: "  rehearse cluster up --name rehearse-dev --workers 2",
+		Args:    cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			cfg := cluster.Config{
+				Name: name, Workers: workers, ReplaceExisting: replace,
+				NodePorts: []cluster.PortMapping{{NodePort: int32(ports.nodePort), HostPort: int32(ports.hostPort)}},
+			}
+			if err := checkClusterConfig(cfg, version); err != nil {
+				return err
+			}
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			ctx := in.work
+			if err := engine.Ensure(ctx, engine.Options{Out: stderr}); err != nil {
+				return err
+			}
+			img, err := nodeimage.Image(ctx, nodeimage.Options{Version: version, Offline: offline, Out: stderr})
+			if err != nil {
+				return err
+			}
+			cfg.Image = img.Image
+			c := cluster.New(cfg)
+			start := time.Now()
+			if err := c.Create(ctx); err != nil {
+				return fmt.Errorf("%w (what was created is deleted by `rehearse cluster down --name %s`)", err, name)
+			}
+			fmt.Fprintf(stderr, "cluster %s: %d nodes Ready in %s (node image %s)\n", name, workers+1, time.Since(start).Round(time.Second), img.Image)
+			fmt.Fprintf(stdout, "cluster %s is ready: export KUBECONFIG=%s\n", name, c.Kubeconfig())
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "name", defaultDevCluster, "kind cluster name")
+	f.IntVar(&workers, "workers", 2, "number of worker nodes (0 to 20)")
+	f.StringVar(&version, "k8s-version", from, "Kubernetes version of every node")
+	ports.register(cmd)
+	f.BoolVar(&replace, "replace", false, "delete an existing cluster of the same name first")
+	f.BoolVar(&offline, "offline", false, "use our offline-built node image even if kindest/node exists locally")
+	return cmd
 }
 
-func (f clusterFlags) config(image string) cluster.Config {
-	return cluster.Config{
-		Name: f.name, Image: image, Workers: f.workers, ReplaceExisting: f.replace,
-		NodePorts: []cluster.PortMapping{{NodePort: int32(f.nodePort), HostPort: int32(f.hostPort)}},
+// checkClusterConfig validates flags before anything is started or built.
+func checkClusterConfig(cfg cluster.Config, version string) error {
+	var problems []string
+	if _, err := nodeimage.ParseVersion(version); err != nil {
+		problems = append(problems, "--k8s-version: "+err.Error())
 	}
-}
-
-// validate checks flags before anything is started or built.
-func (f clusterFlags) validate() error {
-	if _, err := nodeimage.ParseVersion(f.version); err != nil {
-		return err
+	problems = append(problems, clusterProblems(cfg)...)
+	if len(problems) > 0 {
+		return usageErrorf("%s", strings.Join(problems, "\n"))
 	}
-	return f.config("placeholder").Validate()
-}
-
-func runCluster(ctx context.Context, args []string) error {
-	if len(args) == 0 {
-		return usageError{"cluster: say what to do: up, smoke or down"}
-	}
-	switch args[0] {
-	case "up":
-		return clusterUp(ctx, args[1:])
-	case "smoke":
-		return clusterSmoke(ctx, args[1:])
-	case "down":
-		return clusterDown(ctx, args[1:])
-	case "add-worker":
-		return clusterAddWorker(ctx, args[1:])
-	case "remove-node":
-		return clusterRemoveNode(ctx, args[1:])
-	}
-	return usageError{fmt.Sprintf("cluster: unknown action %q: use up, smoke, add-worker, remove-node or down", args[0])}
-}
-
-// clusterAddWorker joins a new worker, possibly at another Kubernetes
-// version (the way a surge upgrade brings in new nodes).
-func clusterAddWorker(ctx context.Context, args []string) error {
-	fs := newFlags("cluster add-worker")
-	from, _ := nodeimage.Versions()
-	name := fs.String("name", "rehearse-dev", "kind cluster to add the worker to")
-	node := fs.String("node", "", "name of the new node (default: <cluster>-worker<N>)")
-	version := fs.String("k8s-version", from, "Kubernetes version of the new node")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if _, err := nodeimage.ParseVersion(*version); err != nil {
-		return err
-	}
-	c := cluster.New(cluster.Config{Name: *name})
-	if err := c.Connect(ctx); err != nil {
-		return err
-	}
-	img, err := nodeimage.Image(ctx, nodeimage.Options{Version: *version})
-	if err != nil {
-		return err
-	}
-	start := time.Now()
-	added, err := c.AddWorker(ctx, cluster.WorkerSpec{Name: *node, Image: img.Image})
-	if err != nil {
-		return err
-	}
-	fmt.Printf("worker %s (%s) Ready in %s\n", added, *version, time.Since(start).Round(time.Second))
 	return nil
 }
 
-func clusterRemoveNode(ctx context.Context, args []string) error {
-	fs := newFlags("cluster remove-node")
-	name := fs.String("name", "rehearse-dev", "kind cluster")
-	node := fs.String("node", "", "node to remove (Node object and container)")
-	if err := parse(fs, args); err != nil {
-		return err
+// clusterProblems are what cluster.Config.Validate finds, the node image
+// aside: it is found (or built) after validation.
+func clusterProblems(cfg cluster.Config) []string {
+	var problems []string
+	cfg.Image = "checked-later"
+	if cfg.Workers < 0 {
+		// Said here, and not by Validate, which would add a confusing
+		// complaint about worker images for a negative count.
+		problems = append(problems, fmt.Sprintf("--workers %d: choose 0 to 20 on one machine", cfg.Workers))
+		cfg.Workers = 0
 	}
-	if *node == "" {
-		return usageError{"cluster remove-node: say which node with --node"}
+	if err := cfg.Validate(); err != nil {
+		problems = append(problems, err.Error())
 	}
-	c := cluster.New(cluster.Config{Name: *name})
-	if err := c.Connect(ctx); err != nil {
-		return err
-	}
-	return c.RemoveNode(ctx, *node)
+	return problems
 }
 
-func clusterUp(ctx context.Context, args []string) error {
-	var f clusterFlags
-	fs := newFlags("cluster up")
-	f.register(fs, "rehearse-dev")
-	if err := parse(fs, args); err != nil {
-		return err
+// checkName validates a cluster name given to a command that only connects.
+func checkName(name string) error {
+	if err := (cluster.Config{Name: name, Image: "x"}).Validate(); err != nil {
+		return usageError(err)
 	}
-	c, err := up(ctx, f)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("cluster %s is ready: export KUBECONFIG=%s\n", c.Name(), c.Kubeconfig())
 	return nil
 }
 
-// up validates, prepares the engine and node image, and creates the cluster.
-func up(ctx context.Context, f clusterFlags) (*cluster.Cluster, error) {
-	if err := f.validate(); err != nil {
-		return nil, err
+func newClusterSmokeCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		name    string
+		workers int
+		ports   portFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "smoke",
+		Short: "Check a cluster: nodes Ready, DNS, pod traffic across nodes, the NodePort on 127.0.0.1",
+		Long: `smoke runs the test bed's checks on a cluster made by ` + "`rehearse cluster up`" + `:
+every node Ready, CoreDNS answering from a pod, a pod on one worker reaching a
+Service backed on another, and the NodePort answering on 127.0.0.1. A failed
+check exits 1.`,
+		Args: cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			if err := checkName(name); err != nil {
+				return err
+			}
+			if workers < 0 {
+				return usageErrorf("--workers %d: give the cluster's number of workers (0 or more)", workers)
+			}
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			c := cluster.New(cluster.Config{Name: name})
+			if err := c.Connect(in.work); err != nil {
+				return err
+			}
+			return smokeChecks(in.work, stdout, c, workers, ports)
+		}),
 	}
-	if err := engine.Ensure(ctx, engine.Options{}); err != nil {
-		return nil, err
-	}
-	img, err := nodeimage.Image(ctx, nodeimage.Options{Version: f.version, Offline: f.offline})
-	if err != nil {
-		return nil, err
-	}
-	c := cluster.New(f.config(img.Image))
-	start := time.Now()
-	if err := c.Create(ctx); err != nil {
-		// kind removes what it made when its own steps fail, but a cluster
-		// that came up and then never got Ready is still there: hand it back
-		// so the caller can delete it.
-		return c, err
-	}
-	fmt.Printf("cluster %s: %d nodes Ready in %s (node image %s)\n", c.Name(), f.workers+1, time.Since(start).Round(time.Second), img.Image)
-	return c, nil
-}
-
-func clusterSmoke(ctx context.Context, args []string) error {
-	var f clusterFlags
-	fs := newFlags("cluster smoke")
-	f.register(fs, "rehearse-dev")
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	c := cluster.New(cluster.Config{Name: f.name})
-	if err := c.Connect(ctx); err != nil {
-		return err
-	}
-	return smokeChecks(ctx, c, f)
+	cmd.Flags().StringVar(&name, "name", defaultDevCluster, "kind cluster name")
+	cmd.Flags().IntVar(&workers, "workers", 2, "the cluster's number of worker nodes (which nodes the checks use)")
+	ports.register(cmd)
+	return cmd
 }
 
 // smokeChecks are the test bed's checks: DNS, pod traffic across nodes
-// through a Service, and the NodePort on the host.
-func smokeChecks(ctx context.Context, c *cluster.Cluster, f clusterFlags) error {
+// through a Service, and the NodePort on the host. A failed check exits 1;
+// failing to prepare them exits 3.
+func smokeChecks(ctx context.Context, stdout io.Writer, c *cluster.Cluster, workers int, ports portFlags) error {
 	root, err := engine.FindModuleRoot()
 	if err != nil {
 		return err
@@ -206,14 +200,15 @@ func smokeChecks(ctx context.Context, c *cluster.Cluster, f clusterFlags) error 
 		return err
 	}
 	defer func() { _ = chk.Cleanup(context.WithoutCancel(ctx)) }()
-	w1, w2 := f.name+"-worker", f.name+"-worker2"
-	if f.workers < 2 {
+	name := c.Name()
+	w1, w2 := name+"-worker", name+"-worker2"
+	if workers < 2 {
 		w2 = w1
 	}
-	if f.workers < 1 {
-		w1, w2 = f.name+"-control-plane", f.name+"-control-plane"
+	if workers < 1 {
+		w1, w2 = name+"-control-plane", name+"-control-plane"
 	}
-	fmt.Println("Smoke checks:")
+	fmt.Fprintln(stdout, "Smoke checks:")
 	for _, step := range []struct {
 		name  string
 		check func() error
@@ -221,75 +216,151 @@ func smokeChecks(ctx context.Context, c *cluster.Cluster, f clusterFlags) error 
 		{"all nodes Ready", func() error { return c.WaitReady(ctx, time.Minute) }},
 		{"CoreDNS resolves kubernetes.default from a pod on " + w1, func() error { return chk.DNS(ctx, w1) }},
 		{"pod on " + w1 + " reaches a Service backed on " + w2, func() error { return chk.CrossNode(ctx, w1, w2) }},
-		{fmt.Sprintf("NodePort %d answers on 127.0.0.1:%d", f.nodePort, f.hostPort), func() error {
-			return chk.NodePort(ctx, w2, int32(f.nodePort), int32(f.hostPort))
+		{fmt.Sprintf("NodePort %d answers on 127.0.0.1:%d", ports.nodePort, ports.hostPort), func() error {
+			return chk.NodePort(ctx, w2, int32(ports.nodePort), int32(ports.hostPort))
 		}},
 	} {
 		if err := smoke.Step(step.name, step.check); err != nil {
-			return err
+			if ctx.Err() != nil {
+				return err // interrupted, not failed
+			}
+			return &exitError{code: exitFailed, err: err}
 		}
 	}
 	return nil
 }
 
-func clusterDown(ctx context.Context, args []string) error {
-	fs := newFlags("cluster down")
-	name := fs.String("name", "rehearse-dev", "kind cluster to delete")
-	all := fs.Bool("all", false, "delete every kind cluster whose name starts with "+ownPrefix)
-	if err := parse(fs, args); err != nil {
-		return err
-	}
-	if !*all {
-		return cluster.New(cluster.Config{Name: *name}).Delete(ctx)
-	}
-	if !engine.Answers(ctx) {
-		return nil // no engine, no clusters
-	}
-	names, err := kindcluster.NewProvider(kindcluster.ProviderWithDocker()).List()
-	if err != nil {
-		return err
-	}
-	for _, n := range names {
-		if strings.HasPrefix(n, ownPrefix) {
-			fmt.Println("deleting cluster", n)
-			if err := cluster.New(cluster.Config{Name: n}).Delete(ctx); err != nil {
+func newClusterAddWorkerCmd(stdout, stderr io.Writer) *cobra.Command {
+	from, _ := nodeimage.Versions()
+	var name, node, version string
+	cmd := &cobra.Command{
+		Use:   "add-worker",
+		Short: "Join a new worker, possibly at another Kubernetes version (as a surge upgrade does)",
+		Long: `add-worker starts a node container like kind's own and joins it with kubeadm,
+at any version there is a node image for. The new node first gets, from the
+control plane, every image the cluster runs that its own image lacks, since
+there is no registry to pull them from.`,
+		Example: "  rehearse cluster add-worker --name rehearse-dev --k8s-version v1.34.4",
+		Args:    cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			if err := checkName(name); err != nil {
 				return err
 			}
-		}
+			if _, err := nodeimage.ParseVersion(version); err != nil {
+				return usageErrorf("--k8s-version: %v", err)
+			}
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			ctx := in.work
+			c := cluster.New(cluster.Config{Name: name})
+			if err := c.Connect(ctx); err != nil {
+				return err
+			}
+			img, err := nodeimage.Image(ctx, nodeimage.Options{Version: version, Out: stderr})
+			if err != nil {
+				return err
+			}
+			start := time.Now()
+			added, err := c.AddWorker(ctx, cluster.WorkerSpec{Name: node, Image: img.Image})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "worker %s (%s) Ready in %s\n", added, version, time.Since(start).Round(time.Second))
+			return nil
+		}),
 	}
-	return nil
+	cmd.Flags().StringVar(&name, "name", defaultDevCluster, "kind cluster to add the worker to")
+	cmd.Flags().StringVar(&node, "node", "", "name of the new node (default: <cluster>-worker<N>)")
+	cmd.Flags().StringVar(&version, "k8s-version", from, "Kubernetes version of the new node")
+	return cmd
 }
 
-// runRehearsal is `make rehearse`: a cluster up, the smoke checks, then the
-// application (the rehearsal app, or the user's own) restarted under load and
-// judged; the cluster is deleted again at the end, also when something fails
-// or on Ctrl-C.
-func runRehearsal(ctx context.Context, args []string) error {
-	var f clusterFlags
-	fs := newFlags("run")
-	f.register(fs, "rehearse-run")
-	keep := fs.Bool("keep", false, "keep the cluster after the rehearsal (delete it with `rehearse cluster down --name ...`)")
-	var r rehearsalFlags
-	r.register(fs)
-	if err := parse(fs, args); err != nil {
+func newClusterRemoveNodeCmd(stderr io.Writer) *cobra.Command {
+	var name, node string
+	cmd := &cobra.Command{
+		Use:     "remove-node",
+		Short:   "Delete a node: its Node object and its container (no drain)",
+		Example: "  rehearse cluster remove-node --name rehearse-dev --node rehearse-dev-worker3",
+		Args:    cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			if err := checkName(name); err != nil {
+				return err
+			}
+			if node == "" {
+				return usageErrorf("say which node with --node (e.g. --node %s-worker2)", name)
+			}
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			c := cluster.New(cluster.Config{Name: name})
+			if err := c.Connect(in.work); err != nil {
+				return err
+			}
+			return c.RemoveNode(in.work, node)
+		}),
+	}
+	cmd.Flags().StringVar(&name, "name", defaultDevCluster, "kind cluster")
+	cmd.Flags().StringVar(&node, "node", "", "node to remove (Node object and container)")
+	return cmd
+}
+
+func newClusterDownCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		name string
+		all  bool
+	)
+	cmd := &cobra.Command{
+		Use:   "down",
+		Short: "Delete a kind cluster (or every rehearse-* cluster) and its host routes",
+		Long: `down deletes a kind cluster, its kubeconfig file and the host routes to its
+pods a rehearsal may have left. --all deletes every kind cluster whose name
+starts with ` + ownPrefix + `, and no other.`,
+		Example: "  rehearse cluster down --name rehearse-dev\n  rehearse cluster down --all",
+		Args:    cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			if all && cmd.Flags().Changed("name") {
+				return usageErrorf("give --name or --all, not both")
+			}
+			if !all {
+				if err := checkName(name); err != nil {
+					return err
+				}
+				return deleteCluster(name)
+			}
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			if !engine.Answers(in.work) {
+				return nil // no engine, no clusters
+			}
+			names, err := kindcluster.NewProvider(kindcluster.ProviderWithDocker()).List()
+			if err != nil {
+				return err
+			}
+			for _, n := range names {
+				if strings.HasPrefix(n, ownPrefix) {
+					fmt.Fprintln(stdout, "deleting cluster", n)
+					if err := deleteCluster(n); err != nil {
+						return err
+					}
+				}
+			}
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&name, "name", defaultDevCluster, "kind cluster to delete")
+	cmd.Flags().BoolVar(&all, "all", false, "delete every kind cluster whose name starts with "+ownPrefix)
+	return cmd
+}
+
+// deleteCluster deletes the cluster, then its host routes. Deleting the
+// cluster removes them too; the explicit Cleanup keeps `cluster down` the
+// one command that leaves the host clean whatever the cluster package does,
+// and costs nothing when there is nothing recorded.
+func deleteCluster(name string) error {
+	if err := cluster.New(cluster.Config{Name: name}).Delete(context.Background()); err != nil {
 		return err
 	}
-	if err := r.validate(); err != nil {
-		return err
+	if err := hostroute.Cleanup(name); err != nil {
+		return fmt.Errorf("cluster %s deleted, but its host routes could not be removed: %w (`rehearse restore` retries)", name, err)
 	}
-	f.replace = true // the run's own cluster name: a leftover is ours
-	c, err := up(ctx, f)
-	if c != nil && !*keep {
-		defer func() {
-			fmt.Println("deleting cluster", c.Name())
-			_ = c.Delete(context.WithoutCancel(ctx))
-		}()
-	}
-	if err != nil {
-		return err
-	}
-	if err := smokeChecks(ctx, c, f); err != nil {
-		return err
-	}
-	return r.rehearse(ctx, c, f)
+	return nil
 }

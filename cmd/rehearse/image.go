@@ -1,59 +1,97 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"os"
+	"io"
 	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness/engine"
 )
 
-func runEngine(ctx context.Context, args []string) error {
-	fs := newFlags("engine")
-	if err := parse(fs, args); err != nil {
-		return err
+func newEngineCmd(stderr io.Writer) *cobra.Command {
+	return &cobra.Command{
+		Use:   "engine",
+		Short: "Make sure a Docker engine answers (as root on Debian/Ubuntu: install and start docker.io)",
+		Long: `engine makes sure ` + "`docker info`" + ` answers. A running daemon (Docker Desktop, a CI
+runner's) is used as it is. Otherwise, as root on Debian/Ubuntu, Debian's
+docker.io is installed and dockerd started in the background (its log in
+` + engine.DaemonLog + `); without root it says how to get Docker.`,
+		Args: cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			return engine.Ensure(in.work, engine.Options{Out: stderr})
+		}),
 	}
-	return engine.Ensure(ctx, engine.Options{})
 }
 
-func runImage(ctx context.Context, args []string) error {
-	if len(args) == 0 || args[0] != "node" {
-		return usageError{"image: say which image: `rehearse image node --k8s-version vX.Y.Z` (or --all for both rehearsal versions)"}
-	}
+func newImageCmd(stdout, stderr io.Writer) *cobra.Command {
+	return group("image", "Build container images without a registry", newImageNodeCmd(stdout, stderr))
+}
+
+func newImageNodeCmd(stdout, stderr io.Writer) *cobra.Command {
 	from, to := nodeimage.Versions()
-	fs := newFlags("image node")
-	version := fs.String("k8s-version", from, "Kubernetes version of the node image (v1.MINOR.PATCH)")
-	all := fs.Bool("all", false, "build the node images of both rehearsal versions ("+from+" and "+to+")")
-	offline := fs.Bool("offline", false, "build our own image even if a kindest/node image of that version exists locally")
-	pull := fs.Bool("pull", false, "try `docker pull kindest/node:<version>` before building (needs a registry)")
-	if err := parse(fs, args[1:]); err != nil {
-		return err
+	var (
+		version            string
+		all, offline, pull bool
+	)
+	cmd := &cobra.Command{
+		Use:   "node",
+		Short: "Build (or find) the kind node image of a Kubernetes version",
+		Long: `node prints the kind node image to use for a Kubernetes version, one line per
+version: version, image, and where it came from (kindest, cache or built).
+
+It takes, in this order: kindest/node:<version> if it is in the local Docker
+(--pull also tries to pull it; --offline skips it); our own image built
+before from the same inputs; otherwise it builds that image offline (15 to 20
+minutes the first time on 2 cores, cached afterwards in ~/.cache/rehearse or
+$REHEARSE_CACHE_DIR).
+
+The rehearsal versions are ` + from + ` (from) and ` + to + ` (to); REHEARSE_K8S_FROM and
+REHEARSE_K8S_TO override them.`,
+		Example: "  rehearse image node --k8s-version " + to + "\n  rehearse image node --all",
+		Args:    cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			versions := []string{version}
+			if all {
+				if cmd.Flags().Changed("k8s-version") {
+					return usageErrorf("give --k8s-version or --all, not both")
+				}
+				versions = []string{from, to}
+			}
+			for _, v := range versions {
+				if _, err := nodeimage.ParseVersion(v); err != nil {
+					return usageError(err)
+				}
+			}
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			if err := engine.Ensure(in.work, engine.Options{Out: stderr}); err != nil {
+				return err
+			}
+			for _, v := range versions {
+				res, err := nodeimage.Image(in.work, nodeimage.Options{Version: v, Offline: offline, Pull: pull, Out: stderr})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(stdout, "%s\t%s\t%s\n", v, res.Image, res.Source)
+				if res.Source == "built" {
+					fmt.Fprintf(stderr, "cold build of %s: %s\n", v, summarize(res.Timings))
+				}
+			}
+			return nil
+		}),
 	}
-	versions := []string{*version}
-	if *all {
-		versions = []string{from, to}
-	}
-	for _, v := range versions {
-		if _, err := nodeimage.ParseVersion(v); err != nil {
-			return err
-		}
-	}
-	if err := engine.Ensure(ctx, engine.Options{}); err != nil {
-		return err
-	}
-	for _, v := range versions {
-		res, err := nodeimage.Image(ctx, nodeimage.Options{Version: v, Offline: *offline, Pull: *pull})
-		if err != nil {
-			return err
-		}
-		fmt.Printf("%s\t%s\t%s\n", v, res.Image, res.Source)
-		if res.Source == "built" {
-			fmt.Fprintf(os.Stderr, "cold build of %s: %s\n", v, summarize(res.Timings))
-		}
-	}
-	return nil
+	f := cmd.Flags()
+	f.StringVar(&version, "k8s-version", from, "Kubernetes version of the node image (v1.MINOR.PATCH)")
+	f.BoolVar(&all, "all", false, "the node images of both rehearsal versions ("+from+" and "+to+")")
+	f.BoolVar(&offline, "offline", false, "build our own image even if a kindest/node image of that version exists locally")
+	f.BoolVar(&pull, "pull", false, "try \"docker pull kindest/node:<version>\" before building (needs a registry)")
+	return cmd
 }
 
 func summarize(ts []nodeimage.Timing) string {
@@ -63,7 +101,7 @@ func summarize(ts []nodeimage.Timing) string {
 		if t.Cached {
 			how = " cached"
 		}
-		parts = append(parts, fmt.Sprintf("%s %s%s", t.Step, t.Duration.Round(100_000_000), how))
+		parts = append(parts, fmt.Sprintf("%s %s%s", t.Step, t.Duration.Round(100*time.Millisecond), how))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kube-rehearse/rehearse/fixtures/appspec"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/scenarios"
+)
+
+// The binary under test, built once: the tests run it as a person does, in
+// a world without Docker, so anything that reaches for a cluster fails
+// loudly instead of starting one.
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "rehearse-cli-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "rehearse")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building rehearse: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+type result struct {
+	code           int
+	stdout, stderr string
+	took           time.Duration
+	dockerCalled   bool
+}
+
+// rehearse runs the binary with a PATH whose only `docker` is a tripwire
+// that records being called, and a home and cache of its own.
+func rehearse(t *testing.T, args ...string) result {
+	t.Helper()
+	home := t.TempDir()
+	bin := filepath.Join(home, "bin")
+	require.NoError(t, os.Mkdir(bin, 0o755))
+	tripwire := filepath.Join(home, "docker-was-called")
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "docker"),
+		[]byte("#!/bin/sh\necho \"$@\" >> "+tripwire+"\nexit 1\n"), 0o755))
+
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = home
+	cmd.Env = []string{"PATH=" + bin, "HOME=" + home, "REHEARSE_CACHE_DIR=" + filepath.Join(home, "cache")}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	r := result{stdout: stdout.String(), stderr: stderr.String(), took: time.Since(start)}
+	var exit *exec.ExitError
+	if errors.As(err, &exit) {
+		r.code = exit.ExitCode()
+	} else {
+		require.NoError(t, err)
+	}
+	_, statErr := os.Stat(tripwire)
+	r.dockerCalled = statErr == nil
+	// Nothing but the tripwire's directory may appear: bad input and help
+	// change nothing, not even a cache directory.
+	entries, err := os.ReadDir(home)
+	require.NoError(t, err)
+	for _, e := range entries {
+		if e.Name() != "bin" && e.Name() != "docker-was-called" {
+			t.Errorf("rehearse %s created %s", strings.Join(args, " "), e.Name())
+		}
+	}
+	return r
+}
+
+func TestHelpExitsZeroAndTouchesNothing(t *testing.T) {
+	for _, args := range [][]string{
+		{"--help"},
+		{},
+		{"run", "--help"},
+		{"help", "run"},
+		{"cluster", "up", "--help"},
+		{"cluster", "down", "--help"},
+		{"restore", "--help"},
+		{"image", "node", "--help"},
+		{"engine", "--help"},
+		{"cluster"},
+	} {
+		t.Run(strings.Join(append([]string{"rehearse"}, args...), " "), func(t *testing.T) {
+			t.Parallel()
+			r := rehearse(t, args...)
+			assert.Equal(t, 0, r.code, "stderr: %s", r.stderr)
+			assert.Contains(t, r.stdout, "Usage:")
+			assert.False(t, r.dockerCalled, "help ran docker")
+		})
+	}
+}
+
+func TestRootHelpDocumentsExitCodes(t *testing.T) {
+	r := rehearse(t, "--help")
+	for _, want := range []string{"Exit codes:", "0  the rehearsal passed", "1  a verdict failed", "2  bad input", "3  the rehearsal could not run", "cannot judge"} {
+		assert.Contains(t, r.stdout, want)
+	}
+	for _, cmd := range []string{"run", "restore", "scenarios", "checks", "cluster", "image", "engine", "completion"} {
+		assert.Contains(t, r.stdout, "\n  "+cmd+" ", "command %s listed", cmd)
+	}
+}
+
+// Bad input exits 2 at once, says what is wrong, and starts nothing.
+func TestBadInputExitsTwoAtOnce(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want []string // in stderr
+	}{
+		{[]string{"run", "--rate", "0"}, []string{"--rate 0", "1 to 5000"}},
+		{[]string{"run", "--rate", "5001"}, []string{"--rate 5001"}},
+		{[]string{"run", "--preset", "nope"}, []string{`--preset "nope"`, "well-behaved"}},
+		{[]string{"run", "--scenario", "nope"}, []string{`unknown scenario "nope"`, "rolling-restart"}},
+		{[]string{"run", "--set", "nope=1"}, []string{"no setting nope", "timeout"}},
+		{[]string{"run", "--set", "novalue"}, []string{`--set "novalue"`, "key=value"}},
+		{[]string{"run", "--scenario", "node-cordon", "--set", "hold=forever"}, []string{"hold", "positive duration"}},
+		{[]string{"run", "--manifests", "/nonexistent"}, []string{"--manifests /nonexistent", "no such file", "--deployment", "--service"}},
+		{[]string{"run", "--deployment", "shop"}, []string{"--deployment is for your own app", "--manifests"}},
+		{[]string{"run", "--checks", "load,nope"}, []string{`unknown check "nope"`, "error-rate"}},
+		{[]string{"run", "--clients", "browser"}, []string{`"browser" is not a client kind`, "gateway, service"}},
+		{[]string{"run", "--baseline", "0s"}, []string{"--baseline 0s", "positive duration"}},
+		{[]string{"run", "--workers", "-1"}, []string{"workers -1"}},
+		{[]string{"run", "--cluster", "Not_A_Name"}, []string{`name "Not_A_Name"`}},
+		{[]string{"run", "--bogus-flag"}, []string{"unknown flag: --bogus-flag", "rehearse run --help"}},
+		{[]string{"run", "--rate", "many"}, []string{"invalid argument", "--rate"}},
+		{[]string{"run", "extra"}, []string{`unknown command "extra"`}},
+		{[]string{"cluster", "up", "--workers", "-1"}, []string{"--workers -1", "0 to 20"}},
+		{[]string{"cluster", "up", "--k8s-version", "1.34"}, []string{"v1.MINOR.PATCH"}},
+		{[]string{"cluster", "remove-node"}, []string{"--node"}},
+		{[]string{"cluster", "down", "--all", "--name", "x"}, []string{"not both"}},
+		{[]string{"cluster", "bogus"}, []string{`unknown command "bogus"`}},
+		{[]string{"image", "node", "--k8s-version", "latest"}, []string{"v1.MINOR.PATCH"}},
+		{[]string{"restore", "--context", "staging"}, []string{"--context needs --kubeconfig"}},
+		{[]string{"restore", "--kubeconfig", "/nonexistent"}, []string{"--kubeconfig /nonexistent"}},
+		{[]string{"restore", "--cluster", "x", "--kubeconfig", "/etc/hostname"}, []string{"not both"}},
+		{[]string{"bogus"}, []string{`unknown command "bogus"`}},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Parallel()
+			r := rehearse(t, tc.args...)
+			assert.Equal(t, 2, r.code, "stdout: %s\nstderr: %s", r.stdout, r.stderr)
+			assert.Less(t, r.took, time.Second, "bad input must be refused at once")
+			for _, w := range tc.want {
+				assert.Contains(t, r.stderr, w)
+			}
+			assert.False(t, r.dockerCalled, "bad input ran docker")
+		})
+	}
+}
+
+// Every problem is reported at once, so one try is enough to fix them all.
+func TestRunReportsEveryProblemAtOnce(t *testing.T) {
+	r := rehearse(t, "run", "--rate", "0", "--preset", "nope", "--checks", "nope")
+	assert.Equal(t, 2, r.code)
+	for _, w := range []string{"--rate 0", `--preset "nope"`, `unknown check "nope"`} {
+		assert.Contains(t, r.stderr, w)
+	}
+}
+
+func TestScenariosListsKindsAndSettings(t *testing.T) {
+	r := rehearse(t, "scenarios")
+	require.Equal(t, 0, r.code, r.stderr)
+	for _, k := range scenarios.Kinds() {
+		assert.Contains(t, r.stdout, k.Name+"\n  "+k.Summary)
+		for key, help := range k.Settings {
+			assert.Contains(t, r.stdout, "--set "+key+"=...  "+help)
+		}
+	}
+}
+
+func TestChecksListsEveryCheck(t *testing.T) {
+	r := rehearse(t, "checks")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.Equal(t, strings.Join(verdict.CheckNames(), "\n")+"\n", r.stdout)
+}
+
+// Completion runs in-process: cobra's hidden __complete command is what the
+// shell scripts call.
+func TestCompletion(t *testing.T) {
+	complete := func(args ...string) []string {
+		var out, errb bytes.Buffer
+		code := execute(append([]string{"__complete"}, args...), &out, &errb)
+		require.Equal(t, 0, code, errb.String())
+		lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+		return lines[:len(lines)-1] // the last line is the directive
+	}
+	var presets []string
+	for _, p := range appspec.Presets() {
+		presets = append(presets, string(p))
+	}
+	assert.Equal(t, presets, complete("run", "--preset", ""))
+	assert.Equal(t, scenarios.Names(), complete("run", "--scenario", ""))
+
+	checks := complete("run", "--checks", "load,")
+	assert.Contains(t, checks, "load,error-rate")
+	assert.NotContains(t, checks, "load,load", "a check already listed is not offered again")
+	assert.Len(t, checks, len(verdict.CheckNames())-1)
+
+	settings := complete("run", "--scenario", "node-cordon", "--set", "")
+	assert.Len(t, settings, 2)
+	assert.True(t, strings.HasPrefix(settings[0], "hold=\t"), settings[0])
+
+	var script, errb bytes.Buffer
+	require.Equal(t, 0, execute([]string{"completion", "bash"}, &script, &errb), errb.String())
+	assert.Contains(t, script.String(), "__rehearse_")
+}

@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	kindcluster "sigs.k8s.io/kind/pkg/cluster"
+
+	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/hostroute"
+	"github.com/kube-rehearse/rehearse/harness/journal"
+	"github.com/kube-rehearse/rehearse/scenarios"
+)
+
+func newRestoreCmd(stdout, stderr io.Writer) *cobra.Command {
+	var (
+		name, kubeconfig, kubecontext string
+		force                         bool
+	)
+	cmd := &cobra.Command{
+		Use:   "restore",
+		Short: "Undo what earlier rehearsals left in a cluster (killed, or interrupted twice)",
+		Long: `restore undoes every change that earlier rehearsals on a cluster journaled and
+did not revert: a rehearsal killed (SIGKILL, a lost machine) or interrupted
+twice leaves its journal in the cluster. Only journals whose owner is gone are
+taken (its process exited on this host, or its heartbeat stopped); --force
+also takes those of a rehearsal that seems alive, which may undo a change
+under its feet.
+
+It also removes the host routes of kind clusters that no longer exist.
+
+It exits 0 when everything left was undone (or nothing was left; journals of
+rehearsals still running are listed and left alone) and 3 when something
+could not be undone: that stays in the journal for the next restore.`,
+		Example: `  rehearse restore                        # the cluster rehearse run uses
+  rehearse restore --cluster rehearse-dev
+  rehearse restore --kubeconfig ~/.kube/config --context staging`,
+		Args: cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			if kubeconfig != "" && cmd.Flags().Changed("cluster") {
+				return usageErrorf("give --cluster (a kind cluster) or --kubeconfig (any cluster), not both")
+			}
+			if kubecontext != "" && kubeconfig == "" {
+				return usageErrorf("--context needs --kubeconfig: the file the context is in")
+			}
+			var client kubernetes.Interface
+			if kubeconfig != "" {
+				c, err := kubeconfigClient(kubeconfig, kubecontext)
+				if err != nil {
+					return err
+				}
+				client = c
+			} else if err := checkName(name); err != nil {
+				return err
+			}
+			var opts []journal.Option
+			if force {
+				opts = append(opts, journal.Force())
+			}
+
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			ctx := in.work
+			var failed []error
+			if err := removeStaleRoutes(ctx, stdout); err != nil {
+				failed = append(failed, err)
+			}
+			if client == nil {
+				c, err := kindClient(ctx, name)
+				if err != nil {
+					return errors.Join(append(failed, err)...)
+				}
+				client = c
+			}
+			rep, err := journal.Restore(ctx, client, scenarios.Undos(), opts...)
+			fmt.Fprint(stdout, rep)
+			if err != nil {
+				failed = append(failed, err)
+			}
+			if len(failed) > 0 {
+				fmt.Fprintln(stdout, "restore: something could not be undone; it stays for the next `rehearse restore`")
+				return errors.Join(failed...)
+			}
+			if len(rep.Journals) == 0 {
+				fmt.Fprintln(stdout, "restore: nothing was left to undo")
+			} else {
+				fmt.Fprintln(stdout, "restore: everything left was undone")
+			}
+			return nil
+		}),
+	}
+	f := cmd.Flags()
+	f.StringVar(&name, "cluster", "rehearse-run", "kind cluster to restore")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "restore the cluster of the kubeconfig file at `PATH` instead of a kind cluster")
+	f.StringVar(&kubecontext, "context", "", "with --kubeconfig: the context to use (default: the file's current context)")
+	f.BoolVar(&force, "force", false, "also undo the journals of rehearsals that seem alive")
+	_ = cmd.MarkFlagFilename("kubeconfig")
+	return cmd
+}
+
+// kubeconfigClient builds a client from a kubeconfig file. Nothing is
+// contacted yet, so what goes wrong here is bad input.
+func kubeconfigClient(path, context string) (kubernetes.Interface, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, usageErrorf("--kubeconfig %s: %v", path, errors.Unwrap(err))
+	}
+	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: path},
+		&clientcmd.ConfigOverrides{CurrentContext: context},
+	).ClientConfig()
+	if err != nil {
+		return nil, usageErrorf("--kubeconfig %s: %v", path, err)
+	}
+	c, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, usageErrorf("--kubeconfig %s: %v", path, err)
+	}
+	return c, nil
+}
+
+// kindClient connects to a local kind cluster.
+func kindClient(ctx context.Context, name string) (kubernetes.Interface, error) {
+	if !engine.Answers(ctx) {
+		return nil, fmt.Errorf("no Docker engine answers, so kind cluster %s cannot be reached: start Docker (or `rehearse engine`), then retry", name)
+	}
+	c := cluster.New(cluster.Config{Name: name})
+	if err := c.Connect(ctx); err != nil {
+		return nil, err
+	}
+	return c.Client(), nil
+}
+
+// removeStaleRoutes removes the host routes recorded for kind clusters that
+// no longer exist (a cluster deleted by kind itself, or by a killed run).
+// Which clusters exist only Docker knows: without it nothing is removed.
+func removeStaleRoutes(ctx context.Context, stdout io.Writer) error {
+	recorded, err := hostroute.Recorded()
+	if err != nil {
+		return err
+	}
+	if len(recorded) == 0 {
+		return nil
+	}
+	if !engine.Answers(ctx) {
+		fmt.Fprintf(stdout, "host routes of %v: not checked (no Docker engine answers, so which kind clusters exist is unknown)\n", recorded)
+		return nil
+	}
+	names, err := kindcluster.NewProvider(kindcluster.ProviderWithDocker()).List()
+	if err != nil {
+		return fmt.Errorf("listing kind clusters: %w", err)
+	}
+	exists := map[string]bool{}
+	for _, n := range names {
+		exists[n] = true
+	}
+	var errs []error
+	for _, c := range recorded {
+		if exists[c] {
+			continue
+		}
+		if err := hostroute.Cleanup(c); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		fmt.Fprintf(stdout, "host routes of deleted cluster %s: removed\n", c)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,381 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kube-rehearse/rehearse/fixtures/appspec"
+	"github.com/kube-rehearse/rehearse/harness"
+	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/gateway"
+	"github.com/kube-rehearse/rehearse/harness/load"
+	"github.com/kube-rehearse/rehearse/harness/rehearsal"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/scenarios"
+)
+
+// runFlags are `rehearse run`'s flags; options turns them into the
+// facade's options.
+type runFlags struct {
+	cluster string
+	workers int
+	keep    bool
+
+	preset    string
+	noHeaders bool
+
+	manifests  string
+	archives   []string
+	deployment string
+	service    string
+	port       int
+
+	scenario string
+	set      []string
+
+	rate         int
+	clients      []string
+	gatewayDelay time.Duration
+	warmup       time.Duration
+	baseline     time.Duration
+	recovery     time.Duration
+	checks       []string
+
+	out   string
+	quiet bool
+}
+
+func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
+	var f runFlags
+	cmd := &cobra.Command{
+		Use:   "run",
+		Short: "Rehearse: deploy the app, put it under load, disrupt the cluster, judge",
+		Long: `run rehearses an application on a local kind cluster: it deploys the app
+(the rehearsal app in one of its presets, or your own manifests), waits until
+it serves, runs the scenario under load from two kinds of client (a gateway
+that routes to pods itself, and a client going through the Service), reverts
+every change the scenario made, and judges what the clients saw.
+
+The cluster (--cluster) is used if it exists, and created otherwise (one
+control plane, --workers workers); a cluster this run created is deleted at
+the end unless --keep.
+
+Status lines go to stderr (not with --quiet); the summary (loads, steps,
+verdict, a diagnosis and a fix for each failed check) and one final line go
+to stdout: "rehearsal passed", "rehearsal FAILED: N checks failed (...)" or
+"CANNOT JUDGE: <why>". Results are written to --out/<run id>/
+(timeline.jsonl, verdict.txt).
+
+Every change the scenario makes is journaled in the cluster before it is
+made. A first interrupt (Ctrl-C, SIGTERM) stops the load and reverts; the
+observed part is still judged (exit 3). A second interrupt stops reverting:
+what is left stays in the journal, and ` + "`rehearse restore`" + ` undoes it.
+
+` + exitCodesShown,
+		Example: `  rehearse run
+  rehearse run --preset abrupt-shutdown
+  rehearse run --scenario node-cordon --set hold=1m
+  rehearse run --manifests ./deploy --image-archive app.tar --deployment shop --service shop --port 80`,
+		Args: cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd, stdout, stderr)
+		}),
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cluster, "cluster", "rehearse-run", "kind cluster: used if it exists, created (and deleted at the end) if not")
+	fl.IntVar(&f.workers, "workers", 2, "workers of a cluster this run creates (0 to 20)")
+	fl.BoolVar(&f.keep, "keep", false, "keep a cluster this run created (delete it with: rehearse cluster down --name NAME)")
+
+	fl.StringVar(&f.preset, "preset", string(appspec.PresetWellBehaved), "the rehearsal app's variant: "+strings.Join(presetNames(), ", "))
+	fl.BoolVar(&f.noHeaders, "no-headers", false, "the rehearsal app without its attribution headers (X-Pod-Name...), as a user's app: errors are attributed by correlation")
+
+	fl.StringVar(&f.manifests, "manifests", "", "your own app instead of the rehearsal app: `PATH` of a YAML file, a directory of them, or a kustomize directory")
+	fl.StringSliceVar(&f.archives, "image-archive", nil, "with --manifests: image archives (docker save, OCI tar) your manifests use, comma-separated; loaded into every node")
+	fl.StringVar(&f.deployment, "deployment", "", "with --manifests: the Deployment the scenario disrupts")
+	fl.StringVar(&f.service, "service", "", "with --manifests: the Service clients use")
+	fl.IntVar(&f.port, "port", 80, "with --manifests: the Service port clients use")
+
+	fl.StringVar(&f.scenario, "scenario", "rolling-restart", "what is done to the cluster: "+strings.Join(scenarios.Names(), ", ")+" (see: rehearse scenarios)")
+	fl.StringArrayVar(&f.set, "set", nil, "a setting of the scenario, key=value (repeatable; see: rehearse scenarios)")
+
+	fl.IntVar(&f.rate, "rate", rehearsal.DefaultRate, fmt.Sprintf("requests per second of each client kind (%d to %d)", load.MinRate, load.MaxRate))
+	fl.StringSliceVar(&f.clients, "clients", clientNames(), "client kinds under load, comma-separated: "+strings.Join(clientNames(), ", "))
+	fl.DurationVar(&f.gatewayDelay, "gateway-delay", gateway.DefaultSyncDelay, "how late endpoint changes reach the gateway client, as in a real ingress controller")
+	fl.DurationVar(&f.warmup, "warmup", rehearsal.DefaultWarmup, "longest wait for the load to be served cleanly before the baseline")
+	fl.DurationVar(&f.baseline, "baseline", rehearsal.DefaultBaseline, "load before the scenario starts")
+	fl.DurationVar(&f.recovery, "recovery", rehearsal.DefaultRecovery, "load after the scenario ends")
+	fl.StringSliceVar(&f.checks, "checks", nil, "verdict checks, comma-separated (default: the scenario's own; see: rehearse checks)")
+
+	fl.StringVar(&f.out, "out", "rehearsal-results", "results go to `DIR`/<run id>/ (timeline.jsonl, verdict.txt)")
+	fl.BoolVar(&f.quiet, "quiet", false, "no status lines; only the summary and the final line")
+
+	_ = cmd.MarkFlagFilename("manifests", "yaml", "yml", "json")
+	_ = cmd.MarkFlagFilename("image-archive", "tar")
+	_ = cmd.MarkFlagDirname("out")
+	_ = cmd.RegisterFlagCompletionFunc("preset", completePresets)
+	_ = cmd.RegisterFlagCompletionFunc("scenario", completeScenarios)
+	_ = cmd.RegisterFlagCompletionFunc("set", completeSettings)
+	_ = cmd.RegisterFlagCompletionFunc("checks", completeList(verdict.CheckNames))
+	_ = cmd.RegisterFlagCompletionFunc("clients", completeList(clientNames))
+	return cmd
+}
+
+func presetNames() []string {
+	var out []string
+	for _, p := range appspec.Presets() {
+		out = append(out, string(p))
+	}
+	return out
+}
+
+func clientNames() []string {
+	var out []string
+	for _, c := range timeline.ClientKinds() {
+		out = append(out, c.String())
+	}
+	return out
+}
+
+// options checks every flag (every problem at once) and returns the
+// facade's options and the scenario. Nothing is contacted.
+func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Option, harness.ScenarioFunc, error) {
+	var problems []string
+	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	changed := cmd.Flags().Changed
+
+	// The cluster is validated again by harness.New; here so that its
+	// problems are listed with the others.
+	problems = append(problems, clusterProblems(cluster.Config{Name: f.cluster, Workers: f.workers})...)
+
+	var app harness.App
+	if f.manifests == "" {
+		for _, name := range []string{"image-archive", "deployment", "service", "port"} {
+			if changed(name) {
+				bad("--%s is for your own app: give --manifests too (or drop --%s to rehearse the rehearsal app)", name, name)
+			}
+		}
+		spec, err := appspec.PresetSpec(appspec.Preset(f.preset), appspec.Image)
+		if err != nil {
+			bad("--preset %q is not a preset: use one of %s", f.preset, strings.Join(presetNames(), ", "))
+		} else {
+			if f.noHeaders {
+				spec = spec.WithoutAttributionHeaders()
+			}
+			app = harness.RehearsalApp(spec)
+		}
+	} else {
+		if changed("preset") || f.noHeaders {
+			bad("--preset and --no-headers choose the rehearsal app: drop them with --manifests (your own app)")
+		}
+		if _, err := os.Stat(f.manifests); err != nil {
+			bad("--manifests %s: %v: give a YAML file, a directory of them, or a kustomize directory", f.manifests, errors.Unwrap(err))
+		}
+		if f.deployment == "" {
+			bad("--manifests needs --deployment: the Deployment the scenario disrupts")
+		}
+		if f.service == "" {
+			bad("--manifests needs --service: the Service clients use (and --port if not 80)")
+		}
+		if f.port < 1 || f.port > 65535 {
+			bad("--port %d: give the Service's port (1 to 65535)", f.port)
+		}
+		for _, a := range f.archives {
+			if _, err := os.Stat(a); err != nil {
+				bad("--image-archive %s: %v: give an archive made by `docker save -o app.tar image:tag`", a, errors.Unwrap(err))
+			}
+		}
+		app = harness.Manifests(f.manifests, f.deployment, f.service, int32(f.port), f.archives...)
+	}
+
+	settings := map[string]string{}
+	for _, kv := range f.set {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok || k == "":
+			bad("--set %q: write key=value (see: rehearse scenarios)", kv)
+		case settings[k] != v && hasKey(settings, k):
+			bad("--set %s given twice (%q and %q): give it once", k, settings[k], v)
+		default:
+			settings[k] = v
+		}
+	}
+	if err := scenarios.CheckSettings(f.scenario, settings); err != nil {
+		flag := "--set"
+		if _, known := scenarios.Lookup(f.scenario); !known {
+			flag = "--scenario"
+		}
+		bad("%s: %v (see: rehearse scenarios)", flag, err)
+	}
+
+	if f.rate < load.MinRate || f.rate > load.MaxRate {
+		bad("--rate %d: use %d to %d requests per second per client kind", f.rate, load.MinRate, load.MaxRate)
+	}
+	gateway, service := false, false
+	for _, c := range f.clients {
+		switch k, err := timeline.ParseClientKind(strings.TrimSpace(c)); {
+		case err == nil && k == timeline.ClientGateway:
+			gateway = true
+		case err == nil && k == timeline.ClientService:
+			service = true
+		default:
+			bad("--clients: %q is not a client kind: use %s", c, strings.Join(clientNames(), ", "))
+		}
+	}
+	if len(f.clients) == 0 {
+		bad("--clients is empty: use %s", strings.Join(clientNames(), ", "))
+	}
+	// Zero is refused rather than passed on: the library reads it as "the
+	// default", which is not what someone typing 0 means.
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"gateway-delay", f.gatewayDelay}, {"warmup", f.warmup}, {"baseline", f.baseline}, {"recovery", f.recovery}} {
+		if d.v <= 0 {
+			bad("--%s %s: give a positive duration (e.g. 5s)", d.flag, d.v)
+		}
+	}
+	if len(f.checks) > 0 {
+		if err := verdict.ValidateChecks(f.checks); err != nil {
+			bad("--checks: %v (see: rehearse checks)", err)
+		}
+	}
+	if fi, err := os.Stat(f.out); err == nil && !fi.IsDir() {
+		bad("--out %s is a file: give a directory (created if missing)", f.out)
+	}
+	if len(problems) > 0 {
+		return nil, nil, usageErrorf("run: %s", strings.Join(problems, "\n  "))
+	}
+
+	log := stderr
+	if f.quiet {
+		log = io.Discard
+	}
+	opts := []harness.Option{
+		harness.WithKindCluster(f.cluster, f.workers),
+		harness.WithApp(app),
+		harness.WithRate(f.rate),
+		harness.WithClients(gateway, service),
+		harness.WithGatewayDelay(f.gatewayDelay),
+		harness.WithPhases(f.warmup, f.baseline, f.recovery),
+		harness.WithOutput(f.out),
+		harness.WithLog(log),
+	}
+	if f.keep {
+		opts = append(opts, harness.WithKeepCluster())
+	}
+	if len(f.checks) > 0 {
+		opts = append(opts, harness.WithChecks(f.checks...))
+	}
+	return opts, harness.Scenario(f.scenario, settings), nil
+}
+
+func (f *runFlags) run(cmd *cobra.Command, stdout, stderr io.Writer) error {
+	opts, scenario, err := f.options(cmd, stderr)
+	if err != nil {
+		return err
+	}
+	in := notifyInterrupts(cmd.Context(), rehearsalInterrupts, stderr)
+	defer in.stop()
+	r, err := harness.New(append(opts, harness.WithRevertContext(in.cleanup))...)
+	if err != nil {
+		return usageError(err) // New contacts nothing: its complaints are about the flags
+	}
+	res, runErr := r.Rehearse(in.work, scenario)
+	closeErr := f.closeCluster(in.cleanup, r, stderr)
+
+	if res != nil && res.Report.Outcome != "" {
+		fmt.Fprint(stdout, harness.Summary(res))
+	}
+	line, code := conclude(res, runErr, in.work.Err() != nil, closeErr)
+	fmt.Fprintln(stdout, line)
+	return silentExit(code)
+}
+
+// closeCluster deletes a cluster the run created, unless kept, or unless a
+// second interrupt asked to stop cleaning up.
+func (f *runFlags) closeCluster(ctx context.Context, r *harness.Rehearser, stderr io.Writer) error {
+	if ctx.Err() != nil {
+		if !f.keep {
+			fmt.Fprintf(stderr, "cluster %s not deleted (interrupted twice); if this run created it: rehearse cluster down --name %s\n", f.cluster, f.cluster)
+		}
+		return nil
+	}
+	if err := r.Close(ctx); err != nil {
+		return fmt.Errorf("deleting cluster %s: %w (retry with: rehearse cluster down --name %s)", f.cluster, err, f.cluster)
+	}
+	return nil
+}
+
+// conclude is the final line and exit code of a rehearsal. The verdict
+// decides, except that a rehearsal that did not run to the end is not
+// judged complete (3), and a run that left a change it could not undo
+// never passes (3): the cluster is not as it was.
+func conclude(res *harness.Result, runErr error, interrupted bool, closeErr error) (string, int) {
+	if runErr != nil {
+		judged := ""
+		if res != nil && res.Report.Outcome != "" {
+			judged = "; what was observed until then is judged above"
+		}
+		if interrupted {
+			return "CANNOT JUDGE: interrupted before the rehearsal ended" + judged, exitCannotRun
+		}
+		return fmt.Sprintf("CANNOT JUDGE: the rehearsal could not run: %v%s", runErr, judged), exitCannotRun
+	}
+	var undone []string
+	if res.RevertErr != nil {
+		undone = append(undone, fmt.Sprintf("a change could not be reverted (%v): run `rehearse restore`", res.RevertErr))
+	}
+	if closeErr != nil {
+		undone = append(undone, closeErr.Error())
+	}
+	switch res.Report.Outcome {
+	case verdict.Pass:
+		if len(undone) > 0 {
+			return "CANNOT JUDGE: the verdict passed, but " + strings.Join(undone, "; "), exitCannotRun
+		}
+		return "rehearsal passed", exitPassed
+	case verdict.Fail:
+		where := "above"
+		if res.Dir != "" {
+			where = "above and " + res.Dir
+		}
+		n := len(res.Report.Failed())
+		line := fmt.Sprintf("rehearsal FAILED: %d %s failed (see %s)", n, plural(n, "check", "checks"), where)
+		if len(undone) > 0 {
+			line += "; also " + strings.Join(undone, "; ")
+		}
+		return line, exitFailed
+	}
+	why := res.Report.Reason
+	if why == "" {
+		var names []string
+		for _, c := range res.Report.Unjudged() {
+			names = append(names, c.Name)
+		}
+		why = "no verdict"
+		if len(names) > 0 {
+			why = "these checks could not judge: " + strings.Join(names, ", ")
+		}
+	}
+	return "CANNOT JUDGE: " + why, exitCannotRun
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
