@@ -31,17 +31,15 @@ const (
 	nodePort    = 30080
 )
 
-var provider *cluster.Provider
 
 func TestMain(m *testing.M) {
 	os.Exit(suite.Main(m, clusterName, suite.Options{ToImage: true}))
 }
 
-func hostPort() int32 { return provider.Config().NodePorts[0].HostPort }
+func hostPort() int32 { return suite.Env.Provider.Config().NodePorts[0].HostPort }
 
 func checker(t *testing.T) smoke.Checker {
-	provider = suite.Env.Provider
-	return smoke.Checker{Client: provider.Client(), Namespace: "testbed", Image: netcheck.Image}
+	return smoke.Checker{Client: suite.Env.Provider.Client(), Namespace: "testbed", Image: netcheck.Image}
 }
 
 func TestTestBed(t *testing.T) {
@@ -53,12 +51,12 @@ func TestTestBed(t *testing.T) {
 		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 			archive, err := netcheck.BuildArchive(ctx, mustModuleRoot(t), t.TempDir())
 			require.NoError(t, err)
-			require.NoError(t, provider.LoadImageArchive(ctx, archive))
+			require.NoError(t, suite.Env.Provider.LoadImageArchive(ctx, archive))
 			require.NoError(t, checker(t).Prepare(ctx))
 			return ctx
 		}).
 		Assess("all nodes are Ready at version "+from, func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			nodes, err := provider.Client().CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+			nodes, err := suite.Env.Provider.Client().CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 			require.NoError(t, err)
 			require.Len(t, nodes.Items, 3)
 			for _, n := range nodes.Items {
@@ -81,11 +79,11 @@ func TestTestBed(t *testing.T) {
 		}).
 		Assess("a worker at version "+to+" joins the running cluster and serves", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 			start := time.Now()
-			name, err := provider.AddWorker(ctx, cluster.WorkerSpec{Image: suite.Env.Images.To.Image})
+			name, err := suite.Env.Provider.AddWorker(ctx, cluster.WorkerSpec{Image: suite.Env.Images.To.Image})
 			added = name
 			require.NoError(t, err)
 			t.Logf("worker %s (%s) Ready %s after docker run", name, to, time.Since(start).Round(time.Second))
-			node, err := provider.Client().CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+			node, err := suite.Env.Provider.Client().CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 			require.NoError(t, err)
 			require.Equal(t, to, node.Status.NodeInfo.KubeletVersion)
 			// Pod networking both ways: into the new node through a Service,
@@ -96,10 +94,10 @@ func TestTestBed(t *testing.T) {
 		}).
 		Assess("removing the worker leaves no Node and no container", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 			require.NotEmpty(t, added, "no worker was added")
-			require.NoError(t, provider.Cluster.RemoveNode(ctx, added))
-			_, err := provider.Client().CoreV1().Nodes().Get(ctx, added, metav1.GetOptions{})
+			require.NoError(t, suite.Env.Provider.Cluster.RemoveNode(ctx, added))
+			_, err := suite.Env.Provider.Client().CoreV1().Nodes().Get(ctx, added, metav1.GetOptions{})
 			require.True(t, apierrors.IsNotFound(err), "Node %s still exists (err=%v)", added, err)
-			nodes, err := provider.ListNode(ctx)
+			nodes, err := suite.Env.Provider.ListNode(ctx)
 			require.NoError(t, err)
 			for _, n := range nodes {
 				require.NotEqual(t, added, n.Name, "container %s still exists", added)
@@ -115,10 +113,10 @@ func TestTestBed(t *testing.T) {
 }
 
 func TestRemoveNodeRefusesTheControlPlane(t *testing.T) {
-	err := provider.Cluster.RemoveNode(context.Background(), clusterName+"-control-plane")
+	err := suite.Env.Provider.Cluster.RemoveNode(context.Background(), clusterName+"-control-plane")
 	require.Error(t, err)
 	require.True(t, strings.Contains(err.Error(), "control-plane"), err.Error())
-	_, err = provider.Client().CoreV1().Nodes().Get(context.Background(), clusterName+"-control-plane", metav1.GetOptions{})
+	_, err = suite.Env.Provider.Client().CoreV1().Nodes().Get(context.Background(), clusterName+"-control-plane", metav1.GetOptions{})
 	require.NoError(t, err, "the control plane must still be there")
 }
 
