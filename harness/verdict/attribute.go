@@ -146,7 +146,9 @@ func (a *analysis) attribute(i int) Attribution {
 	}
 	if p != nil {
 		switch {
-		case r.Terminating || a.deletedBy(p, t):
+		// A request that failed once the pod was being deleted, even if it
+		// was sent just before (in flight at SIGTERM), is the shutdown's.
+		case r.Terminating || a.deletedBy(p, r.End()):
 			out.Cause = CauseShutdown
 		case a.restartWindowAt(p, t):
 			out.Cause = CauseRestart
@@ -191,7 +193,7 @@ func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 	var stopping, starting, restarting []*timeline.PodLifecycle
 	for k := range a.pods {
 		p := &a.pods[k]
-		if from, to, ok := a.shutdownWindow(p); ok && t >= from && t <= to {
+		if from, to, ok := a.shutdownWindow(p); ok && r.End() >= from && t <= to {
 			stopping = append(stopping, p)
 			continue
 		}

@@ -152,6 +152,16 @@ func (a *analysis) shutdowns(w *window) []PodShutdown {
 			}
 		}
 	}
+	for i := range out {
+		// A process that exited cleanly finished what it had accepted: its
+		// resets were connections it never took (queued in the kernel when
+		// it closed its listener, or a keep-alive closed as a request was
+		// written), sent to it while it no longer served.
+		if ps := &out[i]; ps.ExitCode != nil && *ps.ExitCode == 0 {
+			ps.StoppedWhileRouted += ps.InFlightLost
+			ps.InFlightLost = 0
+		}
+	}
 	a.shutdownCache[w] = out
 	return out
 }
@@ -169,18 +179,36 @@ func inFlight(r *timeline.Request) bool {
 	return false
 }
 
-// shutdownClass decides between class 7 (the process died with requests in
-// flight, or had to be SIGKILLed) and class 8 (it stopped serving while
-// clients still routed to it: a preStop wait fixes it) from what clients saw
-// and how the pods exited.
+// shutdownClass decides between class 7 (the process did not stop
+// cleanly: it was SIGKILLed, died of the signal, or exited with an error,
+// losing what it was doing) and class 8 (it stopped serving while clients
+// still routed to it: a preStop wait fixes it).
+//
+// The exit code decides where it is known, not the kind of client error:
+// an app that shuts down cleanly (http.Server.Shutdown, exit 0) but closes
+// its listener while traffic still arrives makes clients see resets too
+// (connections the kernel had queued for it, a keep-alive connection closed
+// as a request was written on it), and a preStop wait removes them all.
+// Only when the exit was not observed do the clients' in-flight losses
+// decide.
 func (a *analysis) shutdownClass(w *window) Class {
-	sh := a.shutdowns(w)
-	for _, ps := range sh {
-		if ps.Killed || ps.InFlightLost >= 0.5 {
+	for _, ps := range a.shutdowns(w) {
+		if ps.notClean() {
 			return ClassNoGracefulShutdown
 		}
 	}
 	return ClassEndpointLag
+}
+
+// notClean reports whether the pod's process did not stop cleanly.
+func (ps *PodShutdown) notClean() bool {
+	switch {
+	case ps.Killed:
+		return true
+	case ps.ExitCode != nil:
+		return *ps.ExitCode != 0 && ps.ExitReason != reasonOOMKilled
+	}
+	return ps.InFlightLost >= 0.5
 }
 
 // preStopWait is the wait to recommend: the measured routing lag (the
@@ -316,7 +344,10 @@ func (a *analysis) shutdownEvidence(ps *PodShutdown) Evidence {
 			case ps.ExitReason == reasonOOMKilled:
 				b.WriteString(" (OOM-killed)")
 			case *ps.ExitCode == 143:
-				b.WriteString(" (terminated by SIGTERM itself)")
+				b.WriteString(" (terminated by SIGTERM itself: the app does not handle it; a JVM also exits 143 after its " +
+					"shutdown hooks, in which case only the preStop wait is missing)")
+			case *ps.ExitCode != 0:
+				b.WriteString(" (it did not exit cleanly)")
 			}
 		}
 	} else {

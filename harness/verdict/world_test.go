@@ -199,3 +199,30 @@ func statusOf(r verdict.Report, name string) verdict.Status {
 	c, _ := r.Check(name)
 	return c.Status
 }
+
+// An app that exits cleanly (exit 0) after closing its listener while
+// traffic still arrives makes clients see resets too (connections queued in
+// the kernel, a keep-alive closed as a request was written): still class 8,
+// which a preStop wait fixes, not class 7.
+func TestWorldCleanExitWithResetsIsClass8(t *testing.T) {
+	tl := restart(t, noDrain, false)
+	s := tl.Snapshot()
+	var victim string
+	var at time.Duration
+	for _, e := range s.Events {
+		if e.Kind == timeline.EvAppLog && e.Name == "stopped accepting" {
+			victim, at = e.Pod, e.Offset
+			break
+		}
+	}
+	require.NotEmpty(t, victim)
+	for i := 0; i < 5; i++ {
+		tl.AddRequest(timeline.Request{Offset: at - time.Duration(i+1)*time.Millisecond, Latency: time.Duration(i+1) * time.Millisecond,
+			Client: timeline.ClientGateway, Reused: true, Pod: victim, Via: timeline.ViaRoute, Err: timeline.ErrReset,
+			ErrText: "read tcp 172.18.0.1:1->10.244.1.10:8080: read: connection reset by peer"})
+	}
+	r := judgeTL(t, tl)
+	ch, _ := r.Check(verdict.CheckGracefulShutdown)
+	require.NotNil(t, ch.Diagnosis)
+	assert.Equal(t, verdict.ClassEndpointLag, ch.Diagnosis.Class)
+}
