@@ -54,10 +54,12 @@ func (k *Kind) ServiceURL(ctx context.Context, nodePort int32, path string) (str
 	}
 	cp := k.c.Name() + "-control-plane"
 	if ip, err := containerIP(ctx, cp); err == nil && ip != "" {
-		addr := net.JoinHostPort(ip, strconv.Itoa(int(nodePort)))
-		if conn, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+		// Whether this host reaches the node at all is asked of the
+		// kubelet's port, which always listens: the node port itself may
+		// not be programmed by kube-proxy yet for a Service just made.
+		if conn, err := net.DialTimeout("tcp", net.JoinHostPort(ip, "10250"), 2*time.Second); err == nil {
 			conn.Close()
-			return "http://" + addr + path, nil
+			return "http://" + net.JoinHostPort(ip, strconv.Itoa(int(nodePort))) + path, nil
 		}
 	}
 	for _, p := range k.c.Config().NodePorts {
