@@ -102,7 +102,7 @@ func hasTaint(n *corev1.Node) bool {
 
 // entries counts the journal entries in the cluster.
 func entries(ctx context.Context, t *testing.T) int {
-	cms, err := suite.Env.Target.Client().CoreV1().ConfigMaps(journal.Namespace).List(ctx, metav1.ListOptions{})
+	cms, err := suite.Env.Target.Client().CoreV1().ConfigMaps(journal.Namespace).List(ctx, metav1.ListOptions{LabelSelector: journal.LabelJournal + "=true"})
 	if err != nil {
 		return -1
 	}
@@ -127,7 +127,7 @@ func requireRestored(ctx context.Context, t *testing.T) {
 	for k := range n.Annotations {
 		require.False(t, strings.HasPrefix(k, journal.NodeAnnotationPrefix), "node %s still carries journal marker %s", node, k)
 	}
-	cms, err := suite.Env.Target.Client().CoreV1().ConfigMaps(journal.Namespace).List(ctx, metav1.ListOptions{})
+	cms, err := suite.Env.Target.Client().CoreV1().ConfigMaps(journal.Namespace).List(ctx, metav1.ListOptions{LabelSelector: journal.LabelJournal + "=true"})
 	require.NoError(t, err)
 	require.Empty(t, cms.Items, "journals left in %s", journal.Namespace)
 }
