@@ -51,13 +51,15 @@ type App struct {
 
 	Namespace string // where it goes (default "rehearsal")
 	Path      string // the path clients request (default "/")
+
+	err error // a problem found when the App was made (an unknown preset), reported by New
 }
 
 // Preset is the rehearsal app in one of its presets (appspec.Presets).
 func Preset(name string) App {
 	spec, err := appspec.PresetSpec(appspec.Preset(name), appspec.Image)
 	if err != nil {
-		return App{Deployment: "\x00" + err.Error()} // reported by New
+		return App{err: err}
 	}
 	return App{Spec: &spec}
 }
@@ -75,8 +77,8 @@ func Manifests(path, deployment, service string, port int32, archives ...string)
 func (a App) validate() error {
 	var errs []error
 	switch {
-	case len(a.Deployment) > 0 && a.Deployment[0] == 0:
-		errs = append(errs, errors.New(a.Deployment[1:]))
+	case a.err != nil:
+		errs = append(errs, a.err)
 	case a.Spec != nil && a.Manifests != "":
 		errs = append(errs, errors.New("give either the rehearsal app or manifests, not both"))
 	case a.Spec != nil:

@@ -49,7 +49,11 @@ func main() {
 		usage(fmt.Sprintf("-n %d: run 1 to 50 times", *n))
 	}
 	pkg := flag.Arg(0)
-	dir := filepath.Join(*out, time.Now().Format("20060102-150405"))
+	// Absolute: go test runs the suite in its package's directory.
+	dir, err := filepath.Abs(filepath.Join(*out, time.Now().Format("20060102-150405")))
+	if err != nil {
+		fatal(err)
+	}
 	var testErrs []string
 	for i := 1; i <= *n; i++ {
 		runDir := filepath.Join(dir, fmt.Sprintf("run-%02d", i))

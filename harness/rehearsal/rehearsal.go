@@ -258,7 +258,7 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 		perr := phase(ctx, tl, timeline.FaultPhase(id), func() error {
 			out = scenario.Run(ctx, sc, s)
 			// Undo this scenario's changes before its recovery is measured.
-			if rerr := scenario.Revert(revertCtx(plan), sc, plan.Undos); rerr != nil {
+			if rerr := revertAll(plan, sc); rerr != nil {
 				res.RevertErr = rerr
 			}
 			if ctx.Err() != nil {

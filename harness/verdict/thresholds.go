@@ -30,8 +30,10 @@ type Thresholds struct {
 	// 100 rps, fine enough to measure a 1 s outage to a tenth).
 	OutageBucket time.Duration
 	// OutageFailRatio is the failed share that makes a slice down (default
-	// 0.5: most requests failing; one pod of three failing is an error rate
-	// matter, not an outage).
+	// 0.9: nearly every request failing). Some pods of several failing is
+	// a partial failure, the error rate's matter: at 0.5 the check would
+	// sit on the edge of exactly that case (two bad pods of four during a
+	// rollout) and flip between runs with the rollout's timing.
 	OutageFailRatio float64
 
 	// MinReadyEndpoints is how many ready endpoints the Service must keep at
@@ -113,7 +115,7 @@ func DefaultThresholds() Thresholds {
 		MaxErrorRate:      0.001,
 		MaxOutage:         time.Second,
 		OutageBucket:      100 * time.Millisecond,
-		OutageFailRatio:   0.5,
+		OutageFailRatio:   0.9,
 		MinReadyEndpoints: 1,
 		MaxReadyGap:       0,
 		MaxReadyToServe:   5 * time.Second,

@@ -141,8 +141,12 @@ func exportLogs(ctx context.Context, t *testing.T) {
 func Rehearser(t *testing.T, opts ...harness.Option) *harness.Rehearser {
 	t.Helper()
 	all := append([]harness.Option{harness.WithTarget(Env.Target), harness.WithLog(testWriter{t})}, opts...)
+	// Keep every rehearsal's results when asked, and always in a repeat
+	// (make repeat): a verdict can then be judged again from its timeline.
 	if dir := os.Getenv("REHEARSE_TIMELINE_DIR"); dir != "" {
 		all = append(all, harness.WithOutput(dir))
+	} else if dir := os.Getenv("REHEARSE_RESULTS_DIR"); dir != "" {
+		all = append(all, harness.WithOutput(filepath.Join(dir, "rehearsals")))
 	}
 	r, err := harness.New(all...)
 	if err != nil {
