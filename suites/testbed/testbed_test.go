@@ -31,7 +31,6 @@ const (
 	nodePort    = 30080
 )
 
-
 func TestMain(m *testing.M) {
 	os.Exit(suite.Main(m, clusterName, suite.Options{ToImage: true}))
 }
