@@ -237,15 +237,6 @@ func PodReady(p *corev1.Pod) bool {
 	return false
 }
 
-// ExportLogs writes kind's log bundle (journals, containerd and kubelet
-// logs, container inspections) for every node to dir.
-func (c *Cluster) ExportLogs(ctx context.Context, dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	return c.kind.CollectLogs(c.cfg.Name, dir)
-}
-
 // LoadImageArchive imports a docker-archive into every node's containerd.
 func (c *Cluster) LoadImageArchive(ctx context.Context, archive string) error {
 	nodes, err := c.kind.ListInternalNodes(c.cfg.Name)

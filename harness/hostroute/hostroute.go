@@ -107,22 +107,14 @@ func New(cluster string, opts ...Option) *Manager {
 // and the fix. Each route is written to the record file before it is added,
 // and taken out after it is deleted.
 func (m *Manager) Sync(ctx context.Context, want []NodeRoute) error {
-	if err := checkCluster(m.cluster); err != nil {
-		return err
-	}
-	m.op.Lock()
-	defer m.op.Unlock()
-	unlock, err := lockDir(ctx, m.o.dir)
-	if err != nil {
-		return err
-	}
-	defer unlock()
+	return m.withRecord(ctx, func(own *record) error {
+		m.setState(own)
+		return m.sync(ctx, want, own)
+	})
+}
 
-	own, err := readRecord(m.o.dir, m.cluster)
-	if err != nil {
-		return err
-	}
-	m.setState(own)
+// sync is Sync with this cluster's record read and locked.
+func (m *Manager) sync(ctx context.Context, want []NodeRoute, own *record) error {
 
 	norm, err := normalizeAll(want)
 	if err != nil {
@@ -227,6 +219,26 @@ func (m *Manager) Routes() []NodeRoute {
 // deleted. Routes that could not be deleted stay in the record, so a later
 // Remove or Cleanup retries them.
 func (m *Manager) Remove(ctx context.Context) error {
+	return m.withRecord(ctx, func(own *record) error {
+		var errs []error
+		for _, r := range append([]recordRoute(nil), own.Routes...) {
+			if err := ctx.Err(); err != nil {
+				errs = append(errs, err)
+				break
+			}
+			if err := m.deleteRoute(own, r); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		m.setState(own)
+		return errors.Join(errs...)
+	})
+}
+
+// withRecord runs fn with this cluster's record read, holding both this
+// Manager's lock and the record directory's, which other processes (a
+// second rehearsal, `rehearse restore`) take too.
+func (m *Manager) withRecord(ctx context.Context, fn func(own *record) error) error {
 	if err := checkCluster(m.cluster); err != nil {
 		return err
 	}
@@ -237,23 +249,11 @@ func (m *Manager) Remove(ctx context.Context) error {
 		return err
 	}
 	defer unlock()
-
 	own, err := readRecord(m.o.dir, m.cluster)
 	if err != nil {
 		return err
 	}
-	var errs []error
-	for _, r := range append([]recordRoute(nil), own.Routes...) {
-		if err := ctx.Err(); err != nil {
-			errs = append(errs, err)
-			break
-		}
-		if err := m.deleteRoute(own, r); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	m.setState(own)
-	return errors.Join(errs...)
+	return fn(own)
 }
 
 // Cleanup deletes the routes recorded for cluster and its record file, from

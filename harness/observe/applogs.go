@@ -361,74 +361,25 @@ func (o *Observer) appLogLine(line string, src *logSource) (time.Time, bool) {
 	o.emit(timeline.Event{
 		Offset: o.tl.Since(l.Time), Kind: timeline.EvAppLog,
 		Pod: src.pod, UID: string(src.uid), Node: src.node,
-		Name: l.Msg, Detail: attrText(line, l.Attrs),
+		Name: l.Msg, Detail: attrText(l),
 	})
 	return l.Time, true
 }
 
 // attrText writes a line's attributes as "k=v k=v", quoted the way slog
-// quotes them, in the line's order.
-func attrText(line string, attrs map[string]string) string {
+// quotes them, in the line's order: "signal=terminated mode=graceful
+// in_flight=2" reads best as the app wrote it.
+func attrText(l contract.LogLine) string {
 	var b strings.Builder
-	for i, k := range attrKeys(line, attrs) {
+	for i, k := range l.Keys {
 		if i > 0 {
 			b.WriteByte(' ')
 		}
 		b.WriteString(quoteIfNeeded(k))
 		b.WriteByte('=')
-		b.WriteString(quoteIfNeeded(attrs[k]))
+		b.WriteString(quoteIfNeeded(l.Attrs[k]))
 	}
 	return b.String()
-}
-
-// attrKeys lists the keys of a line after time, level and msg in the line's
-// order: contract.LogLine keeps the attributes in a map, and
-// "signal=terminated mode=graceful in_flight=2" reads best as the app wrote
-// it. The line was accepted by ParseLogLine, so stepping over its plain and
-// quoted tokens is enough; should this disagree with the map (a repeated
-// key), the keys are sorted instead.
-func attrKeys(line string, attrs map[string]string) []string {
-	s := strings.TrimRight(line, "\r\n")
-	var keys []string
-	for i := 0; s != ""; i++ {
-		key, rest, ok := logToken(s, '=')
-		if !ok || !strings.HasPrefix(rest, "=") {
-			return sortedKeys(attrs)
-		}
-		if _, rest, ok = logToken(rest[1:], ' '); !ok {
-			return sortedKeys(attrs)
-		}
-		if i >= 3 {
-			keys = append(keys, key)
-		}
-		s = strings.TrimPrefix(rest, " ")
-	}
-	if len(keys) != len(attrs) {
-		return sortedKeys(attrs)
-	}
-	for _, k := range keys {
-		if _, ok := attrs[k]; !ok {
-			return sortedKeys(attrs)
-		}
-	}
-	return keys
-}
-
-// logToken reads a quoted string, or plain text up to stop or a space.
-func logToken(s string, stop byte) (tok, rest string, ok bool) {
-	if strings.HasPrefix(s, `"`) {
-		q, err := strconv.QuotedPrefix(s)
-		if err != nil {
-			return "", "", false
-		}
-		tok, err = strconv.Unquote(q)
-		return tok, s[len(q):], err == nil
-	}
-	end := strings.IndexAny(s, string(stop)+" ")
-	if end < 0 {
-		end = len(s)
-	}
-	return s[:end], s[end:], true
 }
 
 // quoteIfNeeded quotes what slog's text handler would quote.
