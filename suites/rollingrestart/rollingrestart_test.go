@@ -18,6 +18,8 @@ package rollingrestart
 import (
 	"context"
 	"os"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +88,9 @@ func TestRollingRestart(t *testing.T) {
 							assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
 						}
 					}
+					if c.preset == appspec.PresetNoDrain {
+						assertPreStopCoversLag(t, res)
+					}
 					if c.preset == appspec.PresetLyingReadiness {
 						ch, _ := res.Report.Check(verdict.CheckReadiness)
 						for _, e := range ch.Diagnosis.Evidence {
@@ -152,6 +157,29 @@ func expect(t *testing.T, res *harness.Result, want expectation) {
 		text += "\n" + e.Text
 	}
 	assert.Contains(t, text, want.text)
+}
+
+// preStopSeconds finds the recommended wait in a fix text.
+var preStopSeconds = regexp.MustCompile(`preStop\.sleep\.seconds: (\d+)`)
+
+// assertPreStopCoversLag checks that the recommended preStop wait is at
+// least the routing lag the rehearsal measured.
+func assertPreStopCoversLag(t *testing.T, res *harness.Result) {
+	t.Helper()
+	ch, _ := res.Report.Check(verdict.CheckGracefulShutdown)
+	require.NotNil(t, ch.Diagnosis)
+	m := preStopSeconds.FindStringSubmatch(ch.Diagnosis.Fix)
+	require.NotNil(t, m, "a preStop wait is recommended: %s", ch.Diagnosis.Fix)
+	wait, err := strconv.Atoi(m[1])
+	require.NoError(t, err)
+	lag := -1.0
+	for _, f := range ch.Measured {
+		if f.Name == "max_routing_lag" {
+			lag = f.Value
+		}
+	}
+	require.GreaterOrEqual(t, lag, 0.0, "the routing lag is measured: %v", ch.Measured)
+	assert.GreaterOrEqual(t, float64(wait), lag, "the recommended preStop wait covers the measured routing lag")
 }
 
 // oldPods names the pods that were running before the restart.
