@@ -115,7 +115,6 @@ func (m *Manager) Sync(ctx context.Context, want []NodeRoute) error {
 
 // sync is Sync with this cluster's record read and locked.
 func (m *Manager) sync(ctx context.Context, want []NodeRoute, own *record) error {
-
 	norm, err := normalizeAll(want)
 	if err != nil {
 		return err

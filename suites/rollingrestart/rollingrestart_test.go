@@ -172,14 +172,9 @@ func assertPreStopCoversLag(t *testing.T, res *harness.Result) {
 	require.NotNil(t, m, "a preStop wait is recommended: %s", ch.Diagnosis.Fix)
 	wait, err := strconv.Atoi(m[1])
 	require.NoError(t, err)
-	lag := -1.0
-	for _, f := range ch.Measured {
-		if f.Name == "max_routing_lag" {
-			lag = f.Value
-		}
-	}
-	require.GreaterOrEqual(t, lag, 0.0, "the routing lag is measured: %v", ch.Measured)
-	assert.GreaterOrEqual(t, float64(wait), lag, "the recommended preStop wait covers the measured routing lag")
+	lag, ok := ch.Figure("max_routing_lag")
+	require.True(t, ok, "the routing lag is measured: %v", ch.Measured)
+	assert.GreaterOrEqual(t, float64(wait), lag.Value, "the recommended preStop wait covers the measured routing lag")
 }
 
 // oldPods names the pods that were running before the restart.
