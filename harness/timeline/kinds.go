@@ -190,6 +190,12 @@ const (
 	EvWatchResumed                          // Name: the watch listed or watched again after an interruption
 	EvWatchLag                              // Value: how long a change the harness made took to reach its watch
 	EvAppLog                                // Pod, UID, Name: a lifecycle line the app logged ("sigterm received"), at the app's own time
+	EvEvictionRequested                     // Pod, Node: a drain asked the API to evict the pod (its first attempt)
+	EvDrainStarted                          // Node: a drain began (the node is cordoned)
+	EvDrainFinished                         // Node: the drain ended; Detail holds its error, if any
+	EvNodeRequested                         // Node, Detail: the harness asked for a node (surge or reimage) from an image
+	EvBatchStarted                          // Name, Detail: an upgrade batch began (its nodes)
+	EvBatchFinished                         // Name: the batch ended; Detail holds an error, if any
 	numEventKinds
 )
 
@@ -224,6 +230,12 @@ var eventKindNames = [numEventKinds]string{
 	EvWatchResumed:         "WatchResumed",
 	EvWatchLag:             "WatchLag",
 	EvAppLog:               "AppLog",
+	EvEvictionRequested:    "EvictionRequested",
+	EvDrainStarted:         "DrainStarted",
+	EvDrainFinished:        "DrainFinished",
+	EvNodeRequested:        "NodeRequested",
+	EvBatchStarted:         "BatchStarted",
+	EvBatchFinished:        "BatchFinished",
 }
 
 func (k EventKind) String() string {
