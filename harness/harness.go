@@ -317,7 +317,7 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 		return nil, err
 	}
 	client := tgt.Client()
-	if rep, err := journal.Restore(ctx, client, scenarios.Undos()); err != nil {
+	if rep, err := journal.Restore(ctx, client, scenarios.Undos(tgt)); err != nil {
 		return nil, fmt.Errorf("undoing what earlier runs left: %w (see `rehearse restore`)", err)
 	} else if len(rep.Journals) > 0 {
 		fmt.Fprintf(r.log, "restored what earlier runs left:\n%s", rep)
@@ -341,7 +341,7 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 	plan := r.plan
 	plan.Client, plan.REST, plan.Target = client, tgt.RESTConfig(), tgt
 	plan.App, plan.ServicePort, plan.Path = dep.Target, dep.ServicePort, r.app.Path
-	plan.Scenarios, plan.Undos, plan.Out = scs, scenarios.Undos(), r.log
+	plan.Scenarios, plan.Undos, plan.Out = scs, scenarios.Undos(tgt), r.log
 	if r.service {
 		if plan.ServiceURL, err = tgt.ServiceURL(ctx, dep.NodePort, r.app.Path); err != nil {
 			return nil, err

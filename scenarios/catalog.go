@@ -8,14 +8,20 @@ import (
 	"context"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/scenarios/cordon"
+	"github.com/kube-rehearse/rehearse/scenarios/drain"
 	"github.com/kube-rehearse/rehearse/scenarios/restart"
+	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
 )
 
 // Env is what a scenario is built against: the cluster and the app.
@@ -68,7 +74,44 @@ var kinds = []Kind{
 			return cordon.Scenario(node, s.duration("hold", 30*time.Second)), s.err()
 		},
 	},
+	{
+		Name:    drain.Kind,
+		Summary: "cordon and drain a node as `kubectl drain` does (evictions honour PodDisruptionBudgets), then uncordon it",
+		Settings: map[string]string{
+			"node":    "the node (default: the node running most of the app's pods)",
+			"timeout": "how long the drain may take (default 30m, AKS's drainTimeoutInMinutes)",
+		},
+		build: func(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
+			node := s.str("node", "")
+			if node == "" {
+				n, err := busiestWorker(ctx, env)
+				if err != nil {
+					return scenario.Scenario{}, err
+				}
+				node = n
+			}
+			return drain.Scenario(node, s.duration("timeout", 30*time.Minute)), s.err()
+		},
+	},
+	{
+		Name:    upgrade.KindNodeImage,
+		Summary: "AKS's rolling node-pool upgrade to a new node image: surge nodes, cordon and drain per batch, reimage, remove the surge",
+		Settings: map[string]string{
+			"image":                     "the node image to upgrade to (or variant=)",
+			"variant":                   "build the new image as a variant of the pool's current one: " + strings.Join(VariantNames(), ", "),
+			"pool":                      "the node pool (default workers)",
+			"maxSurge":                  "surge nodes, a count or a percentage of the pool (default 10%)",
+			"maxUnavailable":            "old nodes that may be down beyond the surge (default 0)",
+			"drainTimeoutInMinutes":     "each node's drain deadline (default 30)",
+			"nodeSoakDurationInMinutes": "wait after each batch's drain (default 0)",
+			"undrainableNodeBehavior":   "Schedule (default) or Cordon",
+		},
+		build: buildNodeImageUpgrade,
+	},
 }
+
+// intSettings are the settings read as whole numbers.
+var intSettings = map[string]bool{"drainTimeoutInMinutes": true, "nodeSoakDurationInMinutes": true}
 
 // Kinds lists the scenario kinds, by name.
 func Kinds() []Kind {
@@ -123,6 +166,9 @@ func CheckSettings(name string, set map[string]string) error {
 		if key == "timeout" || key == "hold" {
 			s.duration(key, 0)
 		}
+		if intSettings[key] {
+			s.integer(key, 0)
+		}
 	}
 	return s.err()
 }
@@ -137,9 +183,13 @@ func Build(ctx context.Context, name string, set map[string]string, env Env) (sc
 }
 
 // Undos is the registry of every undo kind a scenario's journal entries
-// may carry, for reverting a run and for `rehearse restore`.
-func Undos() *journal.Registry {
-	return journal.NewRegistry()
+// may carry, for reverting a run and for `rehearse restore`. Node undos
+// (a surge node to remove) are carried out on t; with t nil (a cluster
+// reached by kubeconfig only) they fail and stay in the journal.
+func Undos(t target.Target) *journal.Registry {
+	reg := journal.NewRegistry()
+	upgrade.RegisterUndos(reg, t)
+	return reg
 }
 
 type settings struct {
@@ -165,6 +215,19 @@ func (s *settings) duration(key string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+func (s *settings) integer(key string, def int) int {
+	v, ok := s.m[key]
+	if !ok || v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil {
+		s.errs = append(s.errs, fmt.Sprintf("%s=%q is not a whole number", key, v))
+		return def
+	}
+	return n
 }
 
 func (s *settings) err() error {
@@ -193,4 +256,90 @@ func firstWorker(ctx context.Context, t target.Target) (string, error) {
 	}
 	sort.Strings(workers)
 	return workers[0], nil
+}
+
+// busiestWorker is the worker running most of the app's pods (the first by
+// name on a tie): draining it moves the most.
+func busiestWorker(ctx context.Context, env Env) (string, error) {
+	first, err := firstWorker(ctx, env.Target)
+	if err != nil {
+		return "", err
+	}
+	if env.Target == nil || env.Namespace == "" {
+		return first, nil
+	}
+	pods, err := env.Target.Client().CoreV1().Pods(env.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return "", err
+	}
+	count := map[string]int{}
+	for _, p := range pods.Items {
+		if p.Spec.NodeName != "" && p.DeletionTimestamp == nil {
+			count[p.Spec.NodeName]++
+		}
+	}
+	best := first
+	for n, c := range count {
+		if c > count[best] || c == count[best] && n < best && c > 0 {
+			best = n
+		}
+	}
+	return best, nil
+}
+
+func buildNodeImageUpgrade(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
+	st := upgrade.Settings{
+		MaxSurge:                  s.str("maxSurge", ""),
+		MaxUnavailable:            s.str("maxUnavailable", ""),
+		DrainTimeoutInMinutes:     s.integer("drainTimeoutInMinutes", 0),
+		NodeSoakDurationInMinutes: s.integer("nodeSoakDurationInMinutes", 0),
+		UndrainableNodeBehavior:   s.str("undrainableNodeBehavior", ""),
+	}
+	if err := s.err(); err != nil {
+		return scenario.Scenario{}, err
+	}
+	if env.Target == nil {
+		return scenario.Scenario{}, fmt.Errorf("a node-image upgrade needs a cluster")
+	}
+	nodes, err := env.Target.Nodes(ctx)
+	if err != nil {
+		return scenario.Scenario{}, err
+	}
+	pool := s.str("pool", upgrade.DefaultPool)
+	image, variant := s.str("image", ""), s.str("variant", "")
+	switch {
+	case image != "" && variant != "":
+		return scenario.Scenario{}, fmt.Errorf("give image= or variant=, not both")
+	case variant != "":
+		base := ""
+		for _, n := range nodes {
+			if n.Pool == pool && !n.ControlPlane {
+				base = n.Image
+				break
+			}
+		}
+		if base == "" {
+			return scenario.Scenario{}, fmt.Errorf("pool %q has no node whose image a variant could be built from", pool)
+		}
+		if image, err = BuildVariant(ctx, base, variant); err != nil {
+			return scenario.Scenario{}, err
+		}
+	case image == "":
+		return scenario.Scenario{}, fmt.Errorf("no node image to upgrade to: set image=IMAGE or variant=%s", strings.Join(VariantNames(), "|"))
+	}
+	return upgrade.Scenario(upgrade.KindNodeImage, upgrade.Options{Pool: pool, Image: image, Settings: st}, nodes)
+}
+
+// VariantNames lists the node image variants a node-image upgrade can build.
+func VariantNames() []string {
+	var out []string
+	for _, v := range nodeimage.Variants() {
+		out = append(out, v.Name)
+	}
+	return out
+}
+
+// BuildVariant builds a node image variant of base.
+func BuildVariant(ctx context.Context, base, name string) (string, error) {
+	return nodeimage.BuildVariant(ctx, base, name)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/engine"
 	"github.com/kube-rehearse/rehearse/harness/hostroute"
 	"github.com/kube-rehearse/rehearse/harness/journal"
+	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/scenarios"
 )
 
@@ -51,6 +52,7 @@ could not be undone: that stays in the journal for the next restore.`,
 				return usageErrorf("--context needs --kubeconfig: the file the context is in")
 			}
 			var client kubernetes.Interface
+			var tgt target.Target // node operations, for node undos (kind only)
 			if kubeconfig != "" {
 				c, err := kubeconfigClient(kubeconfig, kubecontext)
 				if err != nil {
@@ -73,13 +75,13 @@ could not be undone: that stays in the journal for the next restore.`,
 				failed = append(failed, err)
 			}
 			if client == nil {
-				c, err := kindClient(ctx, name)
+				k, err := kindTarget(ctx, name)
 				if err != nil {
 					return errors.Join(append(failed, err)...)
 				}
-				client = c
+				client, tgt = k.Client(), k
 			}
-			rep, err := journal.Restore(ctx, client, scenarios.Undos(), opts...)
+			rep, err := journal.Restore(ctx, client, scenarios.Undos(tgt), opts...)
 			fmt.Fprint(stdout, rep)
 			if err != nil {
 				failed = append(failed, err)
@@ -125,8 +127,8 @@ func kubeconfigClient(path, context string) (kubernetes.Interface, error) {
 	return c, nil
 }
 
-// kindClient connects to a local kind cluster.
-func kindClient(ctx context.Context, name string) (kubernetes.Interface, error) {
+// kindTarget connects to a local kind cluster (the harness's own to restore).
+func kindTarget(ctx context.Context, name string) (*target.Kind, error) {
 	if !engine.Answers(ctx) {
 		return nil, fmt.Errorf("no Docker engine answers, so kind cluster %s cannot be reached: start Docker (or `rehearse engine`), then retry", name)
 	}
@@ -134,7 +136,7 @@ func kindClient(ctx context.Context, name string) (kubernetes.Interface, error) 
 	if err := c.Connect(ctx); err != nil {
 		return nil, err
 	}
-	return c.Client(), nil
+	return target.NewKind(c, true), nil
 }
 
 // removeStaleRoutes removes the host routes recorded for kind clusters that

@@ -263,7 +263,7 @@ func (r *recorder) evicted(ev *policyv1.Eviction, err error) {
 		if f.Throttled {
 			e.Detail = "throttled by the API server (HTTP 429 without a disruption budget): " + err.Error()
 		} else {
-			e.Name = f.PDB
+			e.Name = ev.Namespace + "/" + f.PDB
 			e.Detail = "PodDisruptionBudget " + ev.Namespace + "/" + f.PDB + ": " + causeMessage(err)
 		}
 		r.tl.AddEvent(e)

@@ -94,7 +94,7 @@ func TestDrainBlockedByPDBNamesIt(t *testing.T) {
 		switch e.Kind {
 		case timeline.EvEvictionRefused:
 			refused++
-			assert.Equal(t, "web-pdb", e.Name)
+			assert.Equal(t, "app/web-pdb", e.Name)
 			assert.Equal(t, "web-b", e.Pod)
 			assert.Equal(t, "n1", e.Node)
 		case timeline.EvEvictionRequested:

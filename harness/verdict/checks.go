@@ -20,6 +20,8 @@ const (
 	CheckReadyEndpoints   = "ready-endpoints"   // never fewer ready endpoints than required
 	CheckReadiness        = "readiness"         // new pods served as soon as they were Ready
 	CheckGracefulShutdown = "graceful-shutdown" // deleted pods lost nothing and exited in time
+	CheckDrain            = "drain"             // every drained node was emptied; PodDisruptionBudget refusals named
+	CheckUpgrade          = "upgrade"           // an upgrade's figures: per node, per batch, total, extrapolated
 )
 
 // checker judges one aspect of a rehearsal.
@@ -41,6 +43,8 @@ var checkers = map[string]checker{
 	CheckReadyEndpoints:   {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.readyEndpointsCheck(w) }},
 	CheckReadiness:        {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.readinessCheck(w) }},
 	CheckGracefulShutdown: {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.shutdownCheck(w) }},
+	CheckDrain:            {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.drainCheck(w) }},
+	CheckUpgrade:          {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.upgradeCheck(w) }},
 }
 
 // DefaultChecks are the checks of a rehearsal that replaces pods (a

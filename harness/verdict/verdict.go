@@ -135,6 +135,9 @@ type Check struct {
 	Summary   string // one line: what was measured, against what limit
 	Measured  []Figure
 	Diagnosis *Diagnosis // why it failed or could not be judged; nil when passed
+	// Details are lines a report prints under the check whatever its
+	// status: per-node figures, the formula of an extrapolation.
+	Details []string
 }
 
 // Passed reports whether the check passed.
@@ -245,11 +248,18 @@ func (r Report) String() string {
 	return b.String()
 }
 
-// Explain prints every failed or unjudged check with its evidence and fix:
-// what a person reads to act.
+// Explain prints the details of checks that have them (upgrade figures),
+// and every failed or unjudged check with its evidence and fix: what a
+// person reads to act.
 func (r Report) Explain() string {
 	var b strings.Builder
 	for _, c := range r.Checks {
+		if len(c.Details) > 0 {
+			fmt.Fprintf(&b, "\n%s:\n", c.Name)
+			for _, l := range c.Details {
+				b.WriteString("  " + l + "\n")
+			}
+		}
 		if c.Status == Pass || c.Diagnosis == nil {
 			continue
 		}

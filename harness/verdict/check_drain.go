@@ -1,0 +1,182 @@
+package verdict
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+)
+
+// drainRun is one node's drain as the timeline tells it.
+type drainRun struct {
+	node       string
+	start, end time.Duration
+	finished   bool
+	err        string
+	evictions  int
+	refusedPDB map[string][]string // namespace/name -> pods refused
+	pdbCount   int
+	throttled  int
+	firstRef   time.Duration
+	lastRef    time.Duration
+}
+
+// drains pairs DrainStarted and DrainFinished per node within the window
+// and counts the evictions asked for and refused in between.
+func (a *analysis) drains(w *window) []*drainRun {
+	var out []*drainRun
+	open := map[string]*drainRun{}
+	for i := range a.s.Events {
+		e := &a.s.Events[i]
+		if e.Offset < w.from() || e.Offset > w.to()+a.tol {
+			continue
+		}
+		switch e.Kind {
+		case timeline.EvDrainStarted:
+			d := &drainRun{node: e.Node, start: e.Offset, refusedPDB: map[string][]string{}}
+			open[e.Node] = d
+			out = append(out, d)
+		case timeline.EvDrainFinished:
+			if d := open[e.Node]; d != nil {
+				d.end, d.finished, d.err = e.Offset, true, e.Detail
+				delete(open, e.Node)
+			}
+		case timeline.EvEvictionRequested:
+			if d := open[e.Node]; d != nil {
+				d.evictions++
+			}
+		case timeline.EvEvictionRefused:
+			d := open[e.Node]
+			if d == nil {
+				continue
+			}
+			if d.pdbCount+d.throttled == 0 {
+				d.firstRef = e.Offset
+			}
+			d.lastRef = e.Offset
+			if e.Name == "" {
+				d.throttled++
+				continue
+			}
+			d.pdbCount++
+			if !containsStr(d.refusedPDB[e.Name], e.Pod) {
+				d.refusedPDB[e.Name] = append(d.refusedPDB[e.Name], e.Pod)
+			}
+		}
+	}
+	for _, d := range out {
+		if !d.finished {
+			d.end = w.to()
+		}
+	}
+	return out
+}
+
+func containsStr(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// drainCheck judges the drains of a scenario: each must empty its node.
+// One that did not, with evictions refused by a PodDisruptionBudget, is
+// class 2, naming the budget, its pods and the fix; refusals that were
+// lifted in time (a budget doing its job while replacements start) pass.
+func (a *analysis) drainCheck(w *window) Check {
+	ds := a.drains(w)
+	if len(ds) == 0 {
+		return cannotJudge(CheckDrain, "no drain in the window",
+			"the scenario drained no node (it failed before): see the steps check")
+	}
+	var longest time.Duration
+	var evictions, pdbRefusals, throttled, failed int
+	var open []string
+	for _, d := range ds {
+		if d.finished {
+			longest = max(longest, d.end-d.start)
+		} else {
+			open = append(open, d.node)
+		}
+		evictions += d.evictions
+		pdbRefusals += d.pdbCount
+		throttled += d.throttled
+		if d.err != "" {
+			failed++
+		}
+	}
+	c := Check{Measured: []Figure{count("drains", len(ds)), count("drains_failed", failed), seconds("longest_drain", longest),
+		count("evictions", evictions), count("evictions_refused_by_budget", pdbRefusals), count("evictions_throttled", throttled)}}
+	if failed == 0 && len(open) > 0 {
+		c.Status = CannotJudge
+		c.Summary = fmt.Sprintf("the drain of %s did not finish before the run stopped", strings.Join(open, ", "))
+		c.Diagnosis = &Diagnosis{Title: "drain interrupted: cannot judge", Fix: "run the rehearsal to the end"}
+		return c
+	}
+	if failed == 0 {
+		c.Status = Pass
+		c.Summary = fmt.Sprintf("%s emptied, longest %s; %s", plural(len(ds), "node", "nodes"), dur(longest), plural(evictions, "eviction", "evictions"))
+		if pdbRefusals > 0 {
+			c.Summary += fmt.Sprintf(", %s by a PodDisruptionBudget until replacements were ready", plural(pdbRefusals, "refusal", "refusals"))
+		}
+		return c
+	}
+	c.Status = Fail
+	var blocked []string
+	d := &Diagnosis{Title: "a node could not be drained"}
+	budgets := map[string][]string{}
+	for _, dr := range ds {
+		if dr.err == "" {
+			continue
+		}
+		blocked = append(blocked, dr.node)
+		if len(dr.refusedPDB) == 0 {
+			d.Evidence = append(d.Evidence, Evidence{Node: dr.node, At: dr.start, Until: dr.end,
+				Text: fmt.Sprintf("drain of node %s failed after %s: %s", dr.node, dur(dr.end-dr.start), dr.err)})
+			continue
+		}
+		for _, pdb := range sortedKeys(dr.refusedPDB) {
+			pods := dr.refusedPDB[pdb]
+			sort.Strings(pods)
+			for _, p := range pods {
+				if !containsStr(budgets[pdb], p) {
+					budgets[pdb] = append(budgets[pdb], p)
+				}
+			}
+			d.Evidence = append(d.Evidence, Evidence{Node: dr.node, Pod: strings.Join(pods, ","), At: dr.firstRef, Until: dr.lastRef, Count: dr.pdbCount,
+				Text: fmt.Sprintf("PodDisruptionBudget %s refused %s of pod %s on node %s from %s to %s; the drain gave up after %s",
+					pdb, plural(dr.pdbCount, "eviction", "evictions"), strings.Join(pods, ", "), dr.node, fmtAt(dr.firstRef), fmtAt(dr.lastRef), dur(dr.end-dr.start))})
+		}
+	}
+	c.Summary = fmt.Sprintf("%s of %s not drained: %s", plural(failed, "node", "nodes"), plural(len(ds), "drain", "drains"), strings.Join(blocked, ", "))
+	if len(budgets) > 0 {
+		d.Class, d.Title = ClassPDBBlocksDrain, ClassPDBBlocksDrain.Title()
+		var names []string
+		for _, pdb := range sortedKeys(budgets) {
+			names = append(names, fmt.Sprintf("%s (pods %s)", pdb, strings.Join(budgets[pdb], ", ")))
+		}
+		d.Fix = fmt.Sprintf("PodDisruptionBudget %s allowed no disruption, so no eviction could proceed and the drain "+
+			"timed out (AKS fails the upgrade at drainTimeoutInMinutes the same way): let the budget allow one "+
+			"disruption (maxUnavailable: 1, or minAvailable below the replicas) and run enough replicas, spread "+
+			"over nodes, to afford it; check with `kubectl get pdb -A` that ALLOWED DISRUPTIONS is at least 1",
+			strings.Join(names, ", "))
+	} else {
+		d.Fix = "the drain did not finish in time without a budget refusing it: look for pods whose " +
+			"terminationGracePeriodSeconds exceeds the drain timeout, finalizers, or evictions the API refused"
+	}
+	c.Diagnosis = d
+	return c
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,169 @@
+package verdict
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+)
+
+// ExtrapolationPool is the pool size the upgrade figures extrapolate to: a
+// typical production pool, large enough for the surge setting to matter.
+const ExtrapolationPool = 40
+
+// batchRun is one upgrade batch as the timeline tells it.
+type batchRun struct {
+	name, nodes string
+	start, end  time.Duration
+	finished    bool
+	err         string
+}
+
+// upgradeCheck reports an upgrade's mechanics (class 11): per node the
+// drain and the new node's join until Ready, per batch and in total, and
+// what that extrapolates to for a real pool at several surge settings. It
+// fails nothing itself (the steps check fails an upgrade that failed); it
+// cannot judge when no batch finished.
+func (a *analysis) upgradeCheck(w *window) Check {
+	var batches []*batchRun
+	open := map[string]*batchRun{}
+	type join struct {
+		node        string
+		from, ready time.Duration
+		why         string
+	}
+	var joins []*join
+	pending := map[string]*join{}
+	first, last := time.Duration(-1), time.Duration(0)
+	for i := range a.s.Events {
+		e := &a.s.Events[i]
+		if e.Offset < w.from() || e.Offset > w.to()+a.tol {
+			continue
+		}
+		switch e.Kind {
+		case timeline.EvActionStart:
+			if first < 0 {
+				first = e.Offset
+			}
+		case timeline.EvActionEnd:
+			last = e.Offset
+		case timeline.EvBatchStarted:
+			b := &batchRun{name: e.Name, nodes: e.Detail, start: e.Offset}
+			open[e.Name] = b
+			batches = append(batches, b)
+		case timeline.EvBatchFinished:
+			if b := open[e.Name]; b != nil {
+				b.end, b.finished, b.err = e.Offset, true, e.Detail
+				delete(open, e.Name)
+			}
+		case timeline.EvNodeRequested:
+			j := &join{node: e.Node, from: e.Offset, why: e.Detail}
+			joins = append(joins, j)
+			pending[e.Node] = j
+		case timeline.EvNodeReady:
+			if j := pending[e.Node]; j != nil && e.Offset >= j.from {
+				j.ready = e.Offset
+				delete(pending, e.Node)
+			}
+		}
+	}
+	var done []*batchRun
+	for _, b := range batches {
+		if b.finished {
+			done = append(done, b)
+		}
+	}
+	if len(done) == 0 {
+		return cannotJudge(CheckUpgrade, "no upgrade batch finished",
+			"the upgrade stopped before its first batch ended: see the steps check")
+	}
+	var sum, longestBatch time.Duration
+	for _, b := range done {
+		d := b.end - b.start
+		sum += d
+		longestBatch = max(longestBatch, d)
+	}
+	perBatch := sum / time.Duration(len(done))
+	total := last - first
+	if first < 0 || total < sum {
+		total = sum
+	}
+	fixed := total - sum
+
+	c := Check{Status: Pass}
+	var longestJoin, longestDrain time.Duration
+	for _, d := range a.drains(w) {
+		if d.finished {
+			longestDrain = max(longestDrain, d.end-d.start)
+		}
+		line := fmt.Sprintf("node %s: drain %s, %s", d.node, dur(d.end-d.start), plural(d.evictions, "eviction", "evictions"))
+		if d.pdbCount > 0 {
+			line += fmt.Sprintf(", %s by a PodDisruptionBudget", plural(d.pdbCount, "refusal", "refusals"))
+		}
+		if d.err != "" {
+			line += " (did not finish)"
+		}
+		c.Details = append(c.Details, line)
+	}
+	for _, j := range joins {
+		if j.ready == 0 {
+			c.Details = append(c.Details, fmt.Sprintf("node %s (%s): never Ready in the window", j.node, j.why))
+			continue
+		}
+		longestJoin = max(longestJoin, j.ready-j.from)
+		c.Details = append(c.Details, fmt.Sprintf("node %s (%s): requested -> Ready %s", j.node, j.why, dur(j.ready-j.from)))
+	}
+	for _, b := range batches {
+		line := fmt.Sprintf("%s (%s): %s", b.name, b.nodes, dur(b.end-b.start))
+		if !b.finished {
+			line += " (did not finish)"
+		}
+		if b.err != "" {
+			line += "; " + b.err
+		}
+		c.Details = append(c.Details, line)
+	}
+	c.Details = append(c.Details, fmt.Sprintf("total %s: %s per batch on average, %s outside batches (surge nodes added and removed)",
+		dur(total), dur(perBatch), dur(fixed)))
+
+	type setting struct {
+		name  string
+		surge int
+	}
+	settings := []setting{
+		{"maxSurge 1", 1},
+		{"maxSurge 10%", int(math.Ceil(0.10 * ExtrapolationPool))},
+		{"maxSurge 33%", int(math.Ceil(0.33 * ExtrapolationPool))},
+	}
+	var est []string
+	for _, s := range settings {
+		n := (ExtrapolationPool + s.surge - 1) / s.surge
+		t := fixed + time.Duration(n)*perBatch
+		est = append(est, fmt.Sprintf("%s about %s (%d batches)", s.name, roundMinutes(t), n))
+		c.Measured = append(c.Measured, seconds(fmt.Sprintf("extrapolated_%d_nodes_surge_%d", ExtrapolationPool, s.surge), t))
+	}
+	c.Details = append(c.Details,
+		fmt.Sprintf("%d nodes: %s", ExtrapolationPool, strings.Join(est, ", ")),
+		fmt.Sprintf("formula: total ~ %s + ceil(%d / surge nodes) x %s per batch (the nodes of a batch drain and join in parallel, "+
+			"so a batch takes about as long as its slowest node; a real node's join, minutes on a cloud VM, replaces the %s measured here)",
+			dur(fixed), ExtrapolationPool, dur(perBatch), dur(longestJoin)))
+	c.Measured = append([]Figure{seconds("upgrade_total", total), count("batches", len(done)), seconds("batch_mean", perBatch),
+		seconds("longest_batch", longestBatch), seconds("longest_node_join", longestJoin), seconds("longest_drain", longestDrain)}, c.Measured...)
+	c.Summary = fmt.Sprintf("%s in %s (%s per batch, slowest node join %s); %d nodes: %s", plural(len(done), "batch", "batches"),
+		dur(total), dur(perBatch), dur(longestJoin), ExtrapolationPool, strings.Join(est, ", "))
+	return c
+}
+
+// roundMinutes prints a long duration for people: "3 h 20 min", "14 min".
+func roundMinutes(d time.Duration) string {
+	m := int(math.Round(d.Minutes()))
+	if m < 1 {
+		return dur(d.Round(time.Second))
+	}
+	if m < 60 {
+		return fmt.Sprintf("%d min", m)
+	}
+	return fmt.Sprintf("%d h %d min", m/60, m%60)
+}
