@@ -162,6 +162,11 @@ func CheckSettings(name string, set map[string]string) error {
 		return fmt.Errorf("scenario %s has no setting %s: its settings are %s", name, strings.Join(bad, ", "), strings.Join(known, ", "))
 	}
 	s := settings{m: set}
+	if name == upgrade.KindNodeImage {
+		if err := upgradeSettings(&s).Validate(); err != nil {
+			return err
+		}
+	}
 	for key := range set {
 		if key == "timeout" || key == "hold" {
 			s.duration(key, 0)
@@ -288,13 +293,7 @@ func busiestWorker(ctx context.Context, env Env) (string, error) {
 }
 
 func buildNodeImageUpgrade(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
-	st := upgrade.Settings{
-		MaxSurge:                  s.str("maxSurge", ""),
-		MaxUnavailable:            s.str("maxUnavailable", ""),
-		DrainTimeoutInMinutes:     s.integer("drainTimeoutInMinutes", 0),
-		NodeSoakDurationInMinutes: s.integer("nodeSoakDurationInMinutes", 0),
-		UndrainableNodeBehavior:   s.str("undrainableNodeBehavior", ""),
-	}
+	st := upgradeSettings(&s)
 	if err := s.err(); err != nil {
 		return scenario.Scenario{}, err
 	}
@@ -342,4 +341,15 @@ func VariantNames() []string {
 // BuildVariant builds a node image variant of base.
 func BuildVariant(ctx context.Context, base, name string) (string, error) {
 	return nodeimage.BuildVariant(ctx, base, name)
+}
+
+// upgradeSettings reads AKS's upgrade settings (unset ones: AKS's defaults).
+func upgradeSettings(s *settings) upgrade.Settings {
+	return upgrade.Settings{
+		MaxSurge:                  s.str("maxSurge", ""),
+		MaxUnavailable:            s.str("maxUnavailable", ""),
+		DrainTimeoutInMinutes:     s.integer("drainTimeoutInMinutes", 0),
+		NodeSoakDurationInMinutes: s.integer("nodeSoakDurationInMinutes", 0),
+		UndrainableNodeBehavior:   s.str("undrainableNodeBehavior", ""),
+	}
 }

@@ -137,6 +137,7 @@ clients saw.
 	})
 	root.AddCommand(
 		newRunCmd(stdout, stderr),
+		newUpgradeCmd(stdout, stderr),
 		newRestoreCmd(stdout, stderr),
 		newScenariosCmd(stdout),
 		newChecksCmd(stdout),

@@ -89,6 +89,12 @@ what is left stays in the journal, and ` + "`rehearse restore`" + ` undoes it.
 			return f.run(cmd, stdout, stderr)
 		}),
 	}
+	f.register(cmd)
+	return cmd
+}
+
+// register adds run's flags (shared by `rehearse upgrade`) to cmd.
+func (f *runFlags) register(cmd *cobra.Command) {
 	fl := cmd.Flags()
 	fl.StringVar(&f.cluster, "cluster", "rehearse-run", "kind cluster: used if it exists, created (and deleted at the end) if not")
 	fl.IntVar(&f.workers, "workers", 2, "workers of a cluster this run creates (0 to 20)")
@@ -125,7 +131,6 @@ what is left stays in the journal, and ` + "`rehearse restore`" + ` undoes it.
 	_ = cmd.RegisterFlagCompletionFunc("set", completeSettings)
 	_ = cmd.RegisterFlagCompletionFunc("checks", completeList(verdict.CheckNames))
 	_ = cmd.RegisterFlagCompletionFunc("clients", completeList(clientNames))
-	return cmd
 }
 
 func presetNames() []string {

@@ -1,0 +1,228 @@
+// Package upgrade rehearses AKS-style node-image surge upgrades of the kind
+// cluster's two workers under two kinds of client at 200 requests per
+// second each, and checks that each gets the verdict it deserves:
+//
+//   - the well-behaved app (3 replicas spread over the nodes, a
+//     PodDisruptionBudget allowing one disruption) passes a maxSurge 1
+//     upgrade with zero failed requests, every worker on the new image
+//     after it, the upgrade's figures and extrapolation reported;
+//   - the same app without a PodDisruptionBudget under maxSurge 100% (both
+//     workers drained at once) reaches zero ready endpoints: class 10;
+//   - a budget allowing no disruption blocks the drain: with
+//     drainTimeoutInMinutes 1 and undrainableNodeBehavior Cordon the
+//     upgrade fails within 3 minutes naming the budget (class 2), the node
+//     stays cordoned and quarantined with its surge node kept, and the
+//     revert returns the cluster to its earlier nodes.
+//
+// Each upgrade moves the workers to the other of two node images (the
+// cluster's own and its "refresh" variant), so the cases can run in any
+// order on the one cluster.
+package upgrade
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/kube-rehearse/rehearse/fixtures/appspec"
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness"
+	"github.com/kube-rehearse/rehearse/harness/journal"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
+	"github.com/kube-rehearse/rehearse/suites/suite"
+)
+
+const (
+	suiteName = "node-image-upgrade"
+	rate      = 200 // per client kind
+)
+
+func TestMain(m *testing.M) { os.Exit(suite.Main(m, "rehearse-upgrade", suite.Options{})) }
+
+func TestNodeImageUpgrade(t *testing.T) {
+	well := features.New("surge-1").
+		Assess("the well-behaved app passes a maxSurge 1 upgrade with zero failed requests", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			to := otherImage(ctx, t)
+			res := rehearse(ctx, t, "surge-1", appspec.PresetWellBehaved, map[string]string{"image": to, "maxSurge": "1"})
+			require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+			for _, k := range timeline.ClientKinds() {
+				assert.Greater(t, res.Loads[k].Sent, 5000, "%s client requests", k)
+				assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
+			}
+			u, ok := res.Report.Check(verdict.CheckUpgrade)
+			require.True(t, ok)
+			batches, _ := u.Figure("batches")
+			assert.Equal(t, 2.0, batches.Value, "one batch per worker")
+			assert.Contains(t, u.Summary, "40 nodes: maxSurge 1 about")
+			workersOn(ctx, t, to)
+			return ctx
+		}).Feature()
+
+	noPDB := features.New("surge-100-no-pdb").
+		Assess("without a PodDisruptionBudget a 100% surge leaves zero ready endpoints (class 10)", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			to := otherImage(ctx, t)
+			res := rehearse(ctx, t, "surge-100-no-pdb", appspec.PresetNoPDB, map[string]string{"image": to, "maxSurge": "100%"})
+			require.Equal(t, verdict.Fail, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+			ch, _ := res.Report.Check(verdict.CheckReadyEndpoints)
+			require.Equal(t, verdict.Fail, ch.Status, ch.Summary)
+			require.NotNil(t, ch.Diagnosis)
+			assert.Equal(t, verdict.ClassZeroReady, ch.Diagnosis.Class)
+			zero, _ := ch.Figure("time_zero_ready")
+			assert.Greater(t, zero.Value, 0.0)
+			workersOn(ctx, t, to)
+			return ctx
+		}).Feature()
+
+	blocking := features.New("blocking-pdb-cordon").
+		Assess("a budget allowing no disruption fails the upgrade at the drain timeout, naming it; Cordon keeps the node quarantined until the revert", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			before := nodeImages(ctx, t)
+			to := otherImage(ctx, t)
+			began := time.Now()
+			res := rehearse(ctx, t, "blocking-pdb-cordon", appspec.PresetBlockingPDB, map[string]string{"image": to, "maxSurge": "1",
+				"drainTimeoutInMinutes": "1", "undrainableNodeBehavior": upgrade.Cordon})
+			took := time.Since(began)
+			require.Equal(t, verdict.Fail, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+			d, _ := res.Report.Check(verdict.CheckDrain)
+			require.Equal(t, verdict.Fail, d.Status, d.Summary)
+			require.NotNil(t, d.Diagnosis)
+			assert.Equal(t, verdict.ClassPDBBlocksDrain, d.Diagnosis.Class)
+			assert.Contains(t, d.Diagnosis.Fix, "ug-blocking-pdb-cordon/rehearsal-app")
+			steps, _ := res.Report.Check(verdict.CheckSteps)
+			assert.Equal(t, verdict.Fail, steps.Status)
+			assert.Contains(t, steps.Summary, "upgrade canceled")
+			assert.Less(t, took, 5*time.Minute, "the whole rehearsal, the 1 minute drain timeout included")
+
+			// Before the revert: the blocked node cordoned and quarantined,
+			// its surge node kept (the timeline holds what the watches saw).
+			blocked, surge := quarantined(t, res)
+			require.NotEmpty(t, blocked, "a node was labelled Quarantined")
+			assert.NotEmpty(t, surge, "a surge node was kept for it")
+			// After the revert: the nodes the cluster had, schedulable, unlabelled.
+			assert.Equal(t, before, nodeImages(ctx, t), "the revert returns the cluster to its earlier nodes")
+			n, err := suite.Env.Target.Client().CoreV1().Nodes().Get(ctx, blocked, metav1.GetOptions{})
+			require.NoError(t, err)
+			assert.False(t, n.Spec.Unschedulable, "uncordoned by the revert")
+			assert.NotContains(t, n.Labels, upgrade.QuarantineLabel)
+			left, err := journal.Leftovers(ctx, suite.Env.Target.Client(), journal.Force())
+			require.NoError(t, err)
+			assert.Empty(t, left, "nothing left in the journal")
+			return ctx
+		}).Feature()
+
+	suite.Env.Test.Test(t, well, noPDB, blocking)
+}
+
+// rehearse deploys a preset in its own namespace and upgrades the workers.
+func rehearse(ctx context.Context, t *testing.T, name string, preset appspec.Preset, set map[string]string) *harness.Result {
+	t.Helper()
+	spec, err := appspec.PresetSpec(preset, appspec.Image)
+	require.NoError(t, err)
+	app := harness.RehearsalApp(spec)
+	app.Namespace = "ug-" + name
+	r := suite.Rehearser(t, harness.WithApp(app), harness.WithRate(rate))
+	res, err := r.Rehearse(ctx, harness.Scenario(upgrade.KindNodeImage, set))
+	suite.Log(t, res)
+	suite.Record(t, suiteName, name, res)
+	t.Cleanup(func() {
+		_ = suite.Env.Target.Client().CoreV1().Namespaces().Delete(context.Background(), app.Namespace, metav1.DeleteOptions{})
+	})
+	require.NoError(t, err)
+	return res
+}
+
+// nodeImages maps each node to its image.
+func nodeImages(ctx context.Context, t *testing.T) map[string]string {
+	t.Helper()
+	nodes, err := suite.Env.Target.Nodes(ctx)
+	require.NoError(t, err)
+	out := map[string]string{}
+	for _, n := range nodes {
+		out[n.Name] = n.Image
+	}
+	return out
+}
+
+// otherImage is the image the workers do not run: the suite's node image
+// or its "refresh" variant.
+func otherImage(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	base := suite.Env.Images.From.Image
+	variant, err := nodeimage.BuildVariant(ctx, base, "refresh")
+	require.NoError(t, err)
+	nodes, err := suite.Env.Target.Nodes(ctx)
+	require.NoError(t, err)
+	for _, n := range nodes {
+		if !n.ControlPlane && n.Image == variant {
+			return base
+		}
+	}
+	return variant
+}
+
+// workersOn checks that every worker runs image and no surge node is left.
+func workersOn(ctx context.Context, t *testing.T, image string) {
+	t.Helper()
+	nodes, err := suite.Env.Target.Nodes(ctx)
+	require.NoError(t, err)
+	workers := 0
+	for _, n := range nodes {
+		if n.ControlPlane {
+			continue
+		}
+		workers++
+		assert.Equal(t, image, n.Image, "node %s runs the new image", n.Name)
+		assert.NotContains(t, n.Name, "surge", "no surge node is left")
+		assert.True(t, n.Ready, "node %s is Ready", n.Name)
+	}
+	assert.Equal(t, 2, workers, "the pool keeps its size")
+}
+
+// quarantined finds, on the timeline, the node labelled Quarantined and the
+// surge node that was still there when the revert began.
+func quarantined(t *testing.T, res *harness.Result) (blocked, surge string) {
+	t.Helper()
+	var revertAt time.Duration = -1
+	added, removed := map[string]bool{}, map[string]bool{}
+	for _, e := range res.Timeline.Events() {
+		switch e.Kind {
+		case timeline.EvFaultInjected:
+			if strings.Contains(e.Detail, upgrade.QuarantineLabel+"=Quarantined") {
+				blocked = e.Node
+				if blocked == "" {
+					f := strings.Fields(e.Detail) // "label node NAME key=Quarantined"
+					if len(f) > 2 {
+						blocked = f[2]
+					}
+				}
+			}
+		case timeline.EvFaultReverted:
+			if revertAt < 0 {
+				revertAt = e.Offset
+			}
+		case timeline.EvNodeAdded:
+			if strings.Contains(e.Node, "surge") {
+				added[e.Node] = true
+			}
+		case timeline.EvNodeDeleted:
+			if revertAt < 0 || e.Offset < revertAt {
+				removed[e.Node] = true
+			}
+		}
+	}
+	for n := range added {
+		if !removed[n] {
+			surge = n
+		}
+	}
+	return blocked, surge
+}
