@@ -152,7 +152,8 @@ func (a *analysis) drainCheck(w *window) Check {
 					pdb, plural(dr.pdbCount, "eviction", "evictions"), strings.Join(pods, ", "), dr.node, fmtAt(dr.firstRef), fmtAt(dr.lastRef), dur(dr.end-dr.start))})
 		}
 	}
-	c.Summary = fmt.Sprintf("%s of %s not drained: %s", plural(failed, "node", "nodes"), plural(len(ds), "drain", "drains"), strings.Join(blocked, ", "))
+	c.Summary = fmt.Sprintf("%s not emptied before the drain deadline (%d of %s): %s", plural(failed, "node", "nodes"), failed,
+		plural(len(ds), "drain", "drains"), strings.Join(blocked, ", "))
 	if len(budgets) > 0 {
 		d.Class, d.Title = ClassPDBBlocksDrain, ClassPDBBlocksDrain.Title()
 		var names []string

@@ -69,15 +69,20 @@ func (a *analysis) upgradeCheck(w *window) Check {
 			}
 		}
 	}
+	// Only batches that went through are measures of an upgrade: a batch
+	// that waited out a drain timeout measures the timeout.
 	var done []*batchRun
 	for _, b := range batches {
-		if b.finished {
+		if b.finished && b.err == "" {
 			done = append(done, b)
 		}
 	}
 	if len(done) == 0 {
-		return cannotJudge(CheckUpgrade, "no upgrade batch finished",
-			"the upgrade stopped before its first batch ended: see the steps check")
+		what := "no upgrade batch finished"
+		if len(batches) > 0 {
+			what = "no upgrade batch went through (each was blocked or stopped), so nothing can be extrapolated"
+		}
+		return cannotJudge(CheckUpgrade, what, "see the steps and drain checks for why the upgrade did not go through")
 	}
 	var sum, longestBatch time.Duration
 	for _, b := range done {
@@ -90,7 +95,15 @@ func (a *analysis) upgradeCheck(w *window) Check {
 	if first < 0 || total < sum {
 		total = sum
 	}
-	fixed := total - sum
+	// Time outside the clean batches: the surge nodes added and removed
+	// (and any blocked batch, which a clean upgrade would not have).
+	var blocked time.Duration
+	for _, b := range batches {
+		if b.err != "" {
+			blocked += b.end - b.start
+		}
+	}
+	fixed := max(0, total-sum-blocked)
 
 	c := Check{Status: Pass}
 	var longestJoin, longestDrain time.Duration
@@ -125,8 +138,8 @@ func (a *analysis) upgradeCheck(w *window) Check {
 		}
 		c.Details = append(c.Details, line)
 	}
-	c.Details = append(c.Details, fmt.Sprintf("total %s: %s per batch on average, %s outside batches (surge nodes added and removed)",
-		dur(total), dur(perBatch), dur(fixed)))
+	c.Details = append(c.Details, fmt.Sprintf("total %s: %s per batch on average (%s), %s outside batches (surge nodes added and removed)",
+		dur(total), dur(perBatch), plural(len(done), "clean batch", "clean batches"), dur(fixed)))
 
 	type setting struct {
 		name  string

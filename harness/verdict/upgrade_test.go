@@ -93,3 +93,23 @@ func TestNoDrainCannotJudge(t *testing.T) {
 		assert.Equal(t, verdict.CannotJudge, c.Status, c.Name)
 	}
 }
+
+func TestBlockedBatchIsNotExtrapolated(t *testing.T) {
+	b := upgradeRun("")
+	b.Event(timeline.Event{Offset: S(13), Kind: timeline.EvBatchStarted, Name: "batch 3", Detail: "w3"})
+	b.Event(timeline.Event{Offset: S(14), Kind: timeline.EvBatchFinished, Name: "batch 3", Detail: "drain of node w3 did not finish"})
+	r := verdict.Judge(b.TL, verdict.DefaultThresholds(), verdict.CheckUpgrade)
+	u, _ := r.Check(verdict.CheckUpgrade)
+	mean, _ := u.Figure("batch_mean")
+	assert.InDelta(t, 3, mean.Value, 0.01, "the blocked batch is left out")
+	assert.Equal(t, verdict.Pass, u.Status)
+
+	only := tt.New()
+	only.Phase(timeline.PhaseFault, 0, S(5))
+	only.Event(timeline.Event{Offset: S(1), Kind: timeline.EvBatchStarted, Name: "batch 1", Detail: "w1"})
+	only.Event(timeline.Event{Offset: S(3), Kind: timeline.EvBatchFinished, Name: "batch 1", Detail: "blocked"})
+	r = verdict.Judge(only.TL, verdict.DefaultThresholds(), verdict.CheckUpgrade)
+	u, _ = r.Check(verdict.CheckUpgrade)
+	assert.Equal(t, verdict.CannotJudge, u.Status)
+	assert.Contains(t, u.Summary, "nothing can be extrapolated")
+}

@@ -1,4 +1,4 @@
-// Package upgrade rehearses AKS-style node-image surge upgrades of the kind
+// Package upgrade rehearses node drains and AKS-style node-image surge upgrades of the kind
 // cluster's two workers under two kinds of client at 200 requests per
 // second each, and checks that each gets the verdict it deserves:
 //
@@ -13,6 +13,15 @@
 //     upgrade fails within 3 minutes naming the budget (class 2), the node
 //     stays cordoned and quarantined with its surge node kept, and the
 //     revert returns the cluster to its earlier nodes.
+//
+// Before the upgrades, `kubectl drain` (the node-drain scenario) of the
+// worker running most of the app's pods, against each misbehaving variant:
+//
+//   - an app that exits abruptly on SIGTERM fails graceful shutdown, class 7;
+//   - an app that stops listening at SIGTERM fails with class 8;
+//   - an app whose readiness lies fails readiness, class 9;
+//   - a single replica without a PodDisruptionBudget leaves zero ready
+//     endpoints, class 10.
 //
 // Each upgrade moves the workers to the other of two node images (the
 // cluster's own and its "refresh" variant), so the cases can run in any
@@ -38,6 +47,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/scenarios/drain"
 	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
 	"github.com/kube-rehearse/rehearse/suites/suite"
 )
@@ -119,7 +129,46 @@ func TestNodeImageUpgrade(t *testing.T) {
 			return ctx
 		}).Feature()
 
-	suite.Env.Test.Test(t, well, noPDB, blocking)
+	suite.Env.Test.Test(t, append(drainFeatures(), well, noPDB, blocking)...)
+}
+
+// drainCases are the misbehaving variants a drain must catch.
+var drainCases = []struct {
+	name     string
+	preset   appspec.Preset
+	replicas int32 // 0: the preset's
+	check    string
+	class    verdict.Class
+}{
+	{"drain-abrupt", appspec.PresetAbrupt, 0, verdict.CheckGracefulShutdown, verdict.ClassNoGracefulShutdown},
+	{"drain-no-drain", appspec.PresetNoDrain, 0, verdict.CheckGracefulShutdown, verdict.ClassEndpointLag},
+	{"drain-lying-readiness", appspec.PresetLyingReadiness, 0, verdict.CheckReadiness, verdict.ClassNotReadyTraffic},
+	{"drain-single-replica", appspec.PresetNoPDB, 1, verdict.CheckReadyEndpoints, verdict.ClassZeroReady},
+}
+
+func drainFeatures() []features.Feature {
+	var fs []features.Feature
+	for _, c := range drainCases {
+		fs = append(fs, features.New(c.name).
+			Assess("a drain fails "+c.check+" with "+c.class.String(), func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				spec, err := appspec.PresetSpec(c.preset, appspec.Image)
+				require.NoError(t, err)
+				if c.replicas > 0 {
+					spec.Replicas = c.replicas
+				}
+				res := rehearseSpec(ctx, t, c.name, spec, drain.Kind, nil)
+				require.Equal(t, verdict.Fail, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+				ch, ok := res.Report.Check(c.check)
+				require.True(t, ok)
+				require.Equal(t, verdict.Fail, ch.Status, ch.Summary)
+				require.NotNil(t, ch.Diagnosis)
+				assert.Equal(t, c.class, ch.Diagnosis.Class, ch.Diagnosis.Title)
+				d, _ := res.Report.Check(verdict.CheckDrain)
+				assert.Equal(t, verdict.Pass, d.Status, "the drain itself went through: %s", d.Summary)
+				return ctx
+			}).Feature())
+	}
+	return fs
 }
 
 // rehearse deploys a preset in its own namespace and upgrades the workers.
@@ -127,10 +176,17 @@ func rehearse(ctx context.Context, t *testing.T, name string, preset appspec.Pre
 	t.Helper()
 	spec, err := appspec.PresetSpec(preset, appspec.Image)
 	require.NoError(t, err)
+	return rehearseSpec(ctx, t, name, spec, upgrade.KindNodeImage, set)
+}
+
+// rehearseSpec deploys spec in its own namespace and rehearses a scenario
+// of the catalogue.
+func rehearseSpec(ctx context.Context, t *testing.T, name string, spec appspec.Spec, kind string, set map[string]string) *harness.Result {
+	t.Helper()
 	app := harness.RehearsalApp(spec)
 	app.Namespace = "ug-" + name
 	r := suite.Rehearser(t, harness.WithApp(app), harness.WithRate(rate))
-	res, err := r.Rehearse(ctx, harness.Scenario(upgrade.KindNodeImage, set))
+	res, err := r.Rehearse(ctx, harness.Scenario(kind, set))
 	suite.Log(t, res)
 	suite.Record(t, suiteName, name, res)
 	t.Cleanup(func() {
