@@ -7,9 +7,10 @@ E2E_TIMEOUT ?= 80m
 
 .PHONY: rehearse test unit e2e example node-image engine bench repeat clean-clusters
 
-## rehearse: a rehearsal on a local kind cluster (cluster up, checks, down)
+## rehearse: a node-image surge upgrade rehearsed on a local kind cluster
+## (cluster up, app under load, upgrade, verdict, cluster down)
 rehearse:
-	$(REHEARSE) run
+	$(REHEARSE) upgrade --variant refresh
 
 ## test: every test, unit and end-to-end (real kind clusters)
 test: unit e2e

@@ -7,6 +7,7 @@ package scenarios
 import (
 	"context"
 	"fmt"
+	"io"
 	"sort"
 	"strconv"
 	"strings"
@@ -108,6 +109,20 @@ var kinds = []Kind{
 		},
 		build: buildNodeImageUpgrade,
 	},
+	{
+		Name:    upgrade.KindKubernetes,
+		Summary: "AKS's Kubernetes upgrade: the control plane in place with kubeadm, then the pool surged to nodes of the new version",
+		Settings: map[string]string{
+			"version":                   "the Kubernetes version to upgrade to (default: the rehearsal's \"to\" version; its node image is built if missing)",
+			"pool":                      "the node pool (default workers)",
+			"maxSurge":                  "surge nodes, a count or a percentage of the pool (default 10%)",
+			"maxUnavailable":            "old nodes that may be down beyond the surge (default 0)",
+			"drainTimeoutInMinutes":     "each node's drain deadline (default 30)",
+			"nodeSoakDurationInMinutes": "wait after each batch's drain (default 0)",
+			"undrainableNodeBehavior":   "Schedule (default) or Cordon",
+		},
+		build: buildKubernetesUpgrade,
+	},
 }
 
 // intSettings are the settings read as whole numbers.
@@ -162,7 +177,7 @@ func CheckSettings(name string, set map[string]string) error {
 		return fmt.Errorf("scenario %s has no setting %s: its settings are %s", name, strings.Join(bad, ", "), strings.Join(known, ", "))
 	}
 	s := settings{m: set}
-	if name == upgrade.KindNodeImage {
+	if name == upgrade.KindNodeImage || name == upgrade.KindKubernetes {
 		if err := upgradeSettings(&s).Validate(); err != nil {
 			return err
 		}
@@ -352,4 +367,28 @@ func upgradeSettings(s *settings) upgrade.Settings {
 		NodeSoakDurationInMinutes: s.integer("nodeSoakDurationInMinutes", 0),
 		UndrainableNodeBehavior:   s.str("undrainableNodeBehavior", ""),
 	}
+}
+
+func buildKubernetesUpgrade(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
+	st := upgradeSettings(&s)
+	if err := s.err(); err != nil {
+		return scenario.Scenario{}, err
+	}
+	if env.Target == nil {
+		return scenario.Scenario{}, fmt.Errorf("a Kubernetes upgrade needs a cluster")
+	}
+	_, to := nodeimage.Versions()
+	version := s.str("version", to)
+	if _, err := nodeimage.ParseVersion(version); err != nil {
+		return scenario.Scenario{}, err
+	}
+	img, err := nodeimage.Image(ctx, nodeimage.Options{Version: version, Out: io.Discard})
+	if err != nil {
+		return scenario.Scenario{}, fmt.Errorf("the node image of %s: %w", version, err)
+	}
+	nodes, err := env.Target.Nodes(ctx)
+	if err != nil {
+		return scenario.Scenario{}, err
+	}
+	return upgrade.KubernetesScenario(version, upgrade.Options{Pool: s.str("pool", upgrade.DefaultPool), Image: img.Image, Settings: st}, nodes)
 }

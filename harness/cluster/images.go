@@ -17,17 +17,23 @@ var controlPlaneOnly = []string{"/kube-apiserver:", "/kube-controller-manager:",
 // the cluster's version (a newer node image carries its own version's), the
 // pod network, and every image loaded into the cluster for the application.
 func syncImages(ctx context.Context, from, to string) error {
+	return copyImages(ctx, from, to, func(ref string) bool { return !isControlPlaneOnly(ref) })
+}
+
+// copyImages copies into node `to` the images of node `from` that `to`
+// lacks and want accepts.
+func copyImages(ctx context.Context, from, to string, want func(ref string) bool) error {
 	have, err := imageRefs(ctx, to)
 	if err != nil {
 		return err
 	}
-	want, err := imageRefs(ctx, from)
+	offered, err := imageRefs(ctx, from)
 	if err != nil {
 		return err
 	}
 	var missing []string
-	for ref := range want {
-		if !have[ref] && !isControlPlaneOnly(ref) {
+	for ref := range offered {
+		if !have[ref] && want(ref) {
 			missing = append(missing, ref)
 		}
 	}

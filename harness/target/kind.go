@@ -187,6 +187,12 @@ func (k *Kind) AddNode(ctx context.Context, spec NodeSpec) (string, error) {
 // RemoveNode deletes the Node and its container (no drain).
 func (k *Kind) RemoveNode(ctx context.Context, name string) error { return k.c.RemoveNode(ctx, name) }
 
+// UpgradeControlPlane runs kubeadm's in-place upgrade of the control-plane
+// node (see cluster.UpgradeControlPlane).
+func (k *Kind) UpgradeControlPlane(ctx context.Context, version, image string, log io.Writer) error {
+	return k.c.UpgradeControlPlane(ctx, image, version, log)
+}
+
 // Exec runs a command in a node container.
 func (k *Kind) Exec(ctx context.Context, node string, stdin io.Reader, cmd ...string) ([]byte, error) {
 	args := []string{"exec"}

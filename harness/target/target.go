@@ -72,6 +72,11 @@ type Target interface {
 	AddNode(ctx context.Context, spec NodeSpec) (string, error)
 	RemoveNode(ctx context.Context, name string) error
 	Exec(ctx context.Context, node string, stdin io.Reader, cmd ...string) ([]byte, error)
+	// UpgradeControlPlane upgrades the control plane in place to version
+	// (kind: kubeadm inside the control-plane node, the version's binaries
+	// and images taken from image, a node image of that version); the
+	// upgrade tool's output goes to log.
+	UpgradeControlPlane(ctx context.Context, version, image string, log io.Writer) error
 
 	// LoadImageArchives makes images available to every node without a
 	// registry (kind: imported into each node's containerd).

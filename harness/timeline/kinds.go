@@ -196,6 +196,8 @@ const (
 	EvNodeRequested                         // Node, Detail: the harness asked for a node (surge or reimage) from an image
 	EvBatchStarted                          // Name, Detail: an upgrade batch began (its nodes)
 	EvBatchFinished                         // Name: the batch ended; Detail holds an error, if any
+	EvAPIUnavailable                        // Detail: the API server stopped answering its readiness endpoint (why)
+	EvAPIAvailable                          // the API server answers again
 	numEventKinds
 )
 
@@ -236,6 +238,8 @@ var eventKindNames = [numEventKinds]string{
 	EvNodeRequested:        "NodeRequested",
 	EvBatchStarted:         "BatchStarted",
 	EvBatchFinished:        "BatchFinished",
+	EvAPIUnavailable:       "APIUnavailable",
+	EvAPIAvailable:         "APIAvailable",
 }
 
 func (k EventKind) String() string {

@@ -64,6 +64,8 @@ type analysis struct {
 
 	// Successes per pod and client (by send offset, sorted), and the sends
 	// (any outcome) attributed to each pod per client.
+	maxLatency time.Duration // the longest any request took
+
 	successes map[*timeline.PodLifecycle][]time.Duration
 	reached   map[*timeline.PodLifecycle]map[timeline.ClientKind][]time.Duration
 
@@ -103,6 +105,7 @@ func analyse(s *timeline.Snapshot, th Thresholds) *analysis {
 	seen := map[timeline.ClientKind]bool{}
 	for i := range s.Requests {
 		r := &s.Requests[i]
+		a.maxLatency = max(a.maxLatency, r.Latency)
 		if !seen[r.Client] {
 			seen[r.Client] = true
 			a.clients = append(a.clients, r.Client)
@@ -361,6 +364,21 @@ func (a *analysis) indexRange(from, to time.Duration) (int, int) {
 	lo := sort.Search(len(rs), func(i int) bool { return rs[i].Offset >= from })
 	hi := sort.Search(len(rs), func(i int) bool { return rs[i].Offset >= to })
 	return lo, max(lo, hi)
+}
+
+// inFlightAt lists the indexes of a client's requests sent before at and
+// still waiting for their answer at at: a request sent at the end of the
+// baseline and broken by the fault's first eviction belongs to the fault.
+func (a *analysis) inFlightAt(c timeline.ClientKind, at time.Duration) []int {
+	lo, _ := a.indexRange(at-a.maxLatency, at)
+	hi, _ := a.indexRange(at, at)
+	var out []int
+	for i := lo; i < hi; i++ {
+		if r := &a.s.Requests[i]; r.Client == c && r.End() >= at {
+			out = append(out, i)
+		}
+	}
+	return out
 }
 
 // requestsOf lists the indexes of a client's requests sent in [from, to).

@@ -25,7 +25,14 @@ func (a *analysis) baselineCheck() Check {
 	var failed []int
 	total := 0
 	for _, c := range a.clients {
-		idx := a.requestsOf(c, b.Start, b.End)
+		// Requests still in flight when the baseline ended are the fault
+		// window's: its first eviction may be what broke them.
+		var idx []int
+		for _, i := range a.requestsOf(c, b.Start, b.End) {
+			if a.s.Requests[i].End() < b.End {
+				idx = append(idx, i)
+			}
+		}
 		n := 0
 		for _, i := range idx {
 			if r := &a.s.Requests[i]; !r.OK() && r.Err != timeline.ErrClient {

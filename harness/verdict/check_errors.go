@@ -13,7 +13,8 @@ import (
 // failures are left out of both counts: they are reported by the load check.
 func (a *analysis) errorRateCheck(w *window, c timeline.ClientKind) Check {
 	var idx []int
-	for _, i := range a.requestsOf(c, w.from(), w.to()) {
+	// The window's requests, and those in flight when it began.
+	for _, i := range append(a.inFlightAt(c, w.from()), a.requestsOf(c, w.from(), w.to())...) {
 		if a.s.Requests[i].Err != timeline.ErrClient {
 			idx = append(idx, i)
 		}

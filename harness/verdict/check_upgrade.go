@@ -37,6 +37,7 @@ func (a *analysis) upgradeCheck(w *window) Check {
 	var joins []*join
 	pending := map[string]*join{}
 	first, last := time.Duration(-1), time.Duration(0)
+	var apiDown []timeline.Interval // the API server not answering (To -1: until the end)
 	for i := range a.s.Events {
 		e := &a.s.Events[i]
 		if e.Offset < w.from() || e.Offset > w.to()+a.tol {
@@ -62,6 +63,12 @@ func (a *analysis) upgradeCheck(w *window) Check {
 			j := &join{node: e.Node, from: e.Offset, why: e.Detail}
 			joins = append(joins, j)
 			pending[e.Node] = j
+		case timeline.EvAPIUnavailable:
+			apiDown = append(apiDown, timeline.Interval{From: e.Offset, To: -1})
+		case timeline.EvAPIAvailable:
+			if n := len(apiDown); n > 0 && apiDown[n-1].To < 0 {
+				apiDown[n-1].To = e.Offset
+			}
 		case timeline.EvNodeReady:
 			if j := pending[e.Node]; j != nil && e.Offset >= j.from {
 				j.ready = e.Offset
@@ -138,7 +145,20 @@ func (a *analysis) upgradeCheck(w *window) Check {
 		}
 		c.Details = append(c.Details, line)
 	}
-	c.Details = append(c.Details, fmt.Sprintf("total %s: %s per batch on average (%s), %s outside batches (surge nodes added and removed)",
+	if len(apiDown) > 0 {
+		var longest, sumDown time.Duration
+		for i := range apiDown {
+			if apiDown[i].To < 0 {
+				apiDown[i].To = w.to()
+			}
+			d := apiDown[i].To - apiDown[i].From
+			longest, sumDown = max(longest, d), sumDown+d
+		}
+		c.Details = append(c.Details, fmt.Sprintf("API server unavailable %s, %s in all, longest %s from %s (clients of the app are not affected; controllers and kubectl are)",
+			plural(len(apiDown), "time", "times"), dur(sumDown), dur(longest), fmtAt(apiDown[0].From)))
+		c.Measured = append(c.Measured, count("api_unavailable_times", len(apiDown)), seconds("api_unavailable_longest", longest))
+	}
+	c.Details = append(c.Details, fmt.Sprintf("total %s: %s per batch on average (%s), %s outside batches (control plane, surge nodes added and removed)",
 		dur(total), dur(perBatch), plural(len(done), "clean batch", "clean batches"), dur(fixed)))
 
 	type setting struct {

@@ -156,3 +156,24 @@ func TestUnknownCheck(t *testing.T) {
 	assert.Error(t, verdict.ValidateChecks([]string{"error-rate", "vibes"}))
 	assert.NoError(t, verdict.ValidateChecks(verdict.DefaultChecks))
 }
+
+// A request sent at the end of the baseline and broken by the fault's first
+// eviction (it was still waiting for its answer) is the fault's, not a dirty
+// baseline; one that failed and ended inside the baseline is the baseline's.
+func TestInFlightAtBaselineEndBelongsToTheFault(t *testing.T) {
+	b := steady(func(time.Duration, string) (int, string) { return 0, "" })
+	for _, at := range []time.Duration{S(5) - 40*time.Millisecond, S(5) - 20*time.Millisecond, S(5) - 5*time.Millisecond} {
+		b.Request(timeline.Request{Offset: at, Latency: 200 * time.Millisecond, Client: timeline.ClientGateway, Pod: "web-a",
+			Via: timeline.ViaRoute, ErrText: "EOF", Err: timeline.ErrEOF})
+	}
+	r := judge(t, b)
+	assert.Equal(t, verdict.Pass, status(t, r, verdict.CheckBaseline))
+	er, _ := r.Check(verdict.CheckErrorRate + "/gateway")
+	failed, _ := er.Figure("failed")
+	assert.Equal(t, 3.0, failed.Value, "the fault window counts them")
+
+	dirty := steady(func(time.Duration, string) (int, string) { return 0, "" })
+	dirty.Request(timeline.Request{Offset: S(4), Latency: 200 * time.Millisecond, Client: timeline.ClientGateway, Pod: "web-a",
+		Via: timeline.ViaRoute, ErrText: "EOF", Err: timeline.ErrEOF})
+	assert.Equal(t, verdict.CannotJudge, status(t, judge(t, dirty), verdict.CheckBaseline))
+}

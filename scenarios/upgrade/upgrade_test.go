@@ -38,12 +38,13 @@ const (
 // app pod each, nodes added and removed like kind's, and evictions answered
 // like the API server's (blocked pods are refused by budget "app/web-pdb").
 type pool struct {
-	c       *fake.Clientset
-	mu      sync.Mutex
-	images  map[string]string
-	blocked map[string]bool // pods whose eviction a budget refuses
-	added   []string
-	removed []string
+	c         *fake.Clientset
+	mu        sync.Mutex
+	images    map[string]string
+	blocked   map[string]bool // pods whose eviction a budget refuses
+	added     []string
+	removed   []string
+	cpUpgrade string
 }
 
 func newPool(t *testing.T, blocked ...string) *pool {
@@ -325,4 +326,40 @@ func TestSettings(t *testing.T) {
 	}
 	assert.Error(t, Settings{MaxSurge: "150%"}.Validate())
 	assert.Error(t, Settings{MaxSurge: "two"}.Validate())
+}
+
+func (f fakeTarget) UpgradeControlPlane(ctx context.Context, version, image string, _ io.Writer) error {
+	f.p.mu.Lock()
+	f.p.cpUpgrade = version + " from " + image
+	f.p.mu.Unlock()
+	return nil
+}
+
+func TestKubernetesUpgradeDoesTheControlPlaneFirst(t *testing.T) {
+	fast(t)
+	p := newPool(t)
+	ctx := context.Background()
+	tgt := fakeTarget{p: p}
+	nodes, err := tgt.Nodes(ctx)
+	require.NoError(t, err)
+	for i := range nodes {
+		nodes[i].Version = "v1.33.13"
+	}
+	s, err := KubernetesScenario("v1.34.4", Options{Image: newImage, Settings: Settings{MaxSurge: "100%"}}, nodes)
+	require.NoError(t, err)
+	require.Len(t, s.Steps, 4)
+	assert.Equal(t, "upgrade the control plane k-control-plane to v1.34.4 in place", s.Steps[0].Name())
+	j, err := journal.Open(ctx, p.c, "run-k8s")
+	require.NoError(t, err)
+	defer j.Close(ctx)
+	sc := &scenario.Context{Client: p.c, Target: tgt, Timeline: timeline.New(time.Now()), Journal: j, Out: io.Discard}
+	out := scenario.Run(ctx, sc, s)
+	require.NoError(t, out.Err)
+	assert.Equal(t, "v1.34.4 from "+newImage, p.cpUpgrade)
+	assert.Equal(t, map[string]string{"k-control-plane": oldImage, "w1": newImage, "w2": newImage}, state(t, p))
+
+	_, err = KubernetesScenario("v1.35.0", Options{Image: newImage}, nodes)
+	assert.ErrorContains(t, err, "one minor version at a time")
+	_, err = KubernetesScenario("v1.32.0", Options{Image: newImage}, nodes)
+	assert.ErrorContains(t, err, "downgrade")
 }

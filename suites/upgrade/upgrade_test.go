@@ -12,7 +12,12 @@
 //     drainTimeoutInMinutes 1 and undrainableNodeBehavior Cordon the
 //     upgrade fails within 3 minutes naming the budget (class 2), the node
 //     stays cordoned and quarantined with its surge node kept, and the
-//     revert returns the cluster to its earlier nodes.
+//     revert returns the cluster to its earlier nodes;
+//   - last, a Kubernetes minor upgrade from the "from" to the "to" version:
+//     the control plane in place with kubeadm (the API server's
+//     unavailability recorded), then the workers surged; the well-behaved
+//     app passes with zero failed requests and every node reports the new
+//     version.
 //
 // Before the upgrades, `kubectl drain` (the node-drain scenario) of the
 // worker running most of the app's pods, against each misbehaving variant:
@@ -57,7 +62,9 @@ const (
 	rate      = 200 // per client kind
 )
 
-func TestMain(m *testing.M) { os.Exit(suite.Main(m, "rehearse-upgrade", suite.Options{})) }
+func TestMain(m *testing.M) {
+	os.Exit(suite.Main(m, "rehearse-upgrade", suite.Options{ToImage: true}))
+}
 
 func TestNodeImageUpgrade(t *testing.T) {
 	well := features.New("surge-1").
@@ -129,7 +136,30 @@ func TestNodeImageUpgrade(t *testing.T) {
 			return ctx
 		}).Feature()
 
-	suite.Env.Test.Test(t, append(drainFeatures(), well, noPDB, blocking)...)
+	// Last: it moves the whole cluster to the "to" version for good.
+	minorUp := features.New("kubernetes-upgrade").
+		Assess("a Kubernetes minor upgrade (control plane in place, then the workers surged) passes with zero failed requests", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			_, to := nodeimage.Versions()
+			spec, err := appspec.PresetSpec(appspec.PresetWellBehaved, appspec.Image)
+			require.NoError(t, err)
+			res := rehearseSpec(ctx, t, "kubernetes-upgrade", spec, upgrade.KindKubernetes, map[string]string{"version": to, "maxSurge": "100%"})
+			require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+			for _, k := range timeline.ClientKinds() {
+				assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
+			}
+			nodes, err := suite.Env.Target.Nodes(ctx)
+			require.NoError(t, err)
+			for _, n := range nodes {
+				assert.Equal(t, to, n.Version, "node %s (control plane %v) runs %s", n.Name, n.ControlPlane, to)
+				assert.NotContains(t, n.Name, "surge", "no surge node is left")
+			}
+			u, _ := res.Report.Check(verdict.CheckUpgrade)
+			down, ok := u.Figure("api_unavailable_times")
+			assert.True(t, ok && down.Value >= 1, "the API server's unavailability is on the timeline: %v", u.Details)
+			return ctx
+		}).Feature()
+
+	suite.Env.Test.Test(t, append(drainFeatures(), well, noPDB, blocking, minorUp)...)
 }
 
 // drainCases are the misbehaving variants a drain must catch.

@@ -1,0 +1,122 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+// UpgradeControlPlane upgrades the control-plane node in place to the
+// Kubernetes version of image, a node image of that version (kind itself
+// cannot upgrade a cluster; this is how kubeadm clusters are upgraded):
+//
+//  1. the new version's kubeadm, kubelet and kubectl and its control-plane
+//     images (API server, controller manager, scheduler, kube-proxy, etcd,
+//     CoreDNS, pause) are taken from image: a container of it runs only
+//     its containerd, and the images the node lacks are copied over;
+//  2. `kubeadm upgrade apply <version>` runs inside the node: it rewrites
+//     the static pod manifests one component at a time (the API server is
+//     unavailable while its pod restarts) and upgrades kube-proxy and
+//     CoreDNS;
+//  3. the node's kubelet and kubectl are replaced and the kubelet restarted.
+//
+// kubeadm's output goes to log. It returns when the node reports the new
+// version and is Ready.
+func (c *Cluster) UpgradeControlPlane(ctx context.Context, image, version string, log io.Writer) error {
+	if c.client == nil {
+		return fmt.Errorf("cluster %q is not connected: call Create or Connect first", c.cfg.Name)
+	}
+	if log == nil {
+		log = io.Discard
+	}
+	cp := c.cfg.Name + "-control-plane"
+	source := c.cfg.Name + "-upgrade-source"
+	_ = docker(context.WithoutCancel(ctx), "rm", "--force", "--volumes", source)
+	// Only containerd runs in the source container: enough to export its
+	// preloaded images. /var is a volume as in kind's nodes, so containerd's
+	// snapshotter does not sit on the image's own overlay.
+	if err := docker(ctx, "run", "--detach", "--name", source, "--privileged", "--tmpfs", "/run", "--volume", "/var",
+		"--label", kindClusterLabel+"-upgrade-source="+c.cfg.Name, "--entrypoint", "sh", image, "-c", "exec containerd"); err != nil {
+		return fmt.Errorf("starting the source of version %s's files: %w", version, err)
+	}
+	defer func() { _ = docker(context.WithoutCancel(ctx), "rm", "--force", "--volumes", source) }()
+	if err := waitContainerd(ctx, source); err != nil {
+		return fmt.Errorf("containerd of image %s did not answer: %w", image, err)
+	}
+	if err := copyImages(ctx, source, cp, func(string) bool { return true }); err != nil {
+		return fmt.Errorf("giving %s the images of %s: %w", cp, version, err)
+	}
+	// kubeadm also rolls kube-proxy and CoreDNS to the new version: every
+	// node needs their images, or its kube-proxy pod waits for a pull that
+	// cannot happen (there is no registry).
+	workers, err := dockerOutput(ctx, "ps", "--filter", "label="+kindClusterLabel+"="+c.cfg.Name, "--filter", "label="+kindRoleLabel+"=worker", "--format", "{{.Names}}")
+	if err != nil {
+		return err
+	}
+	for _, w := range strings.Fields(workers) {
+		if err := syncImages(ctx, source, w); err != nil {
+			return fmt.Errorf("giving %s the images of %s: %w", w, version, err)
+		}
+	}
+	tmp, err := os.MkdirTemp("", "rehearse-upgrade-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	for _, bin := range []string{"kubeadm", "kubelet", "kubectl"} {
+		local := filepath.Join(tmp, bin)
+		if err := docker(ctx, "cp", source+":/usr/bin/"+bin, local); err != nil {
+			return fmt.Errorf("taking %s %s from image %s: %w", bin, version, image, err)
+		}
+		// Beside the running binary, then renamed over it: a binary in use
+		// cannot be written to, but it can be replaced.
+		if err := docker(ctx, "cp", local, cp+":/usr/bin/"+bin+".new"); err != nil {
+			return err
+		}
+	}
+	if err := docker(ctx, "exec", cp, "mv", "-f", "/usr/bin/kubeadm.new", "/usr/bin/kubeadm"); err != nil {
+		return err
+	}
+	apply := []string{"exec", cp, "kubeadm", "upgrade", "apply", version, "--yes",
+		// The preflight checks pull images (there is no registry: they are
+		// in the node already) and compare versions the rehearsal chose.
+		"--ignore-preflight-errors=all", "--v=1"}
+	out, err := dockerOutput(ctx, apply...)
+	fmt.Fprint(log, out)
+	if err != nil {
+		return fmt.Errorf("kubeadm upgrade apply %s on %s: %w", version, cp, err)
+	}
+	for _, bin := range []string{"kubelet", "kubectl"} {
+		if err := docker(ctx, "exec", cp, "mv", "-f", "/usr/bin/"+bin+".new", "/usr/bin/"+bin); err != nil {
+			return err
+		}
+	}
+	if err := docker(ctx, "exec", cp, "systemctl", "restart", "kubelet"); err != nil {
+		return fmt.Errorf("restarting the kubelet of %s: %w", cp, err)
+	}
+	return c.waitNodeVersion(ctx, cp, version, 3*time.Minute)
+}
+
+// waitNodeVersion waits until node is Ready with its kubelet at version.
+func (c *Cluster) waitNodeVersion(ctx context.Context, name, version string, timeout time.Duration) error {
+	var seen string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		n, err := c.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		seen = n.Status.NodeInfo.KubeletVersion
+		return NodeReady(n) && strings.TrimPrefix(seen, "v") == strings.TrimPrefix(version, "v"), nil
+	})
+	if err != nil {
+		return fmt.Errorf("node %s did not become Ready at %s within %s (kubelet reports %q)", name, version, timeout, seen)
+	}
+	return nil
+}
