@@ -101,7 +101,41 @@ func (c *Cluster) UpgradeControlPlane(ctx context.Context, image, version string
 	if err := docker(ctx, "exec", cp, "systemctl", "restart", "kubelet"); err != nil {
 		return fmt.Errorf("restarting the kubelet of %s: %w", cp, err)
 	}
-	return c.waitNodeVersion(ctx, cp, version, 3*time.Minute)
+	if err := c.waitNodeVersion(ctx, cp, version, 3*time.Minute); err != nil {
+		return err
+	}
+	// The new kubelet restarts the static pods whose spec hash it computes
+	// differently, the API server among them, and a freshly started API
+	// server refuses requests until its authorizer has synced: the upgrade
+	// is over when the API server has answered steadily for a while.
+	return c.waitAPISteady(ctx, 15*time.Second, 3*time.Minute)
+}
+
+// waitAPISteady waits until the API server has answered its readiness
+// endpoint and an authorized read without a failure for steady.
+func (c *Cluster) waitAPISteady(ctx context.Context, steady, timeout time.Duration) error {
+	var since time.Time
+	var last error
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		err := c.client.Discovery().RESTClient().Get().AbsPath("/readyz").Do(rctx).Error()
+		if err == nil {
+			_, err = c.client.CoreV1().ConfigMaps("kube-system").List(rctx, metav1.ListOptions{Limit: 1})
+		}
+		if err != nil {
+			since, last = time.Time{}, err
+			return false, nil
+		}
+		if since.IsZero() {
+			since = time.Now()
+		}
+		return time.Since(since) >= steady, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the API server did not answer steadily for %s within %s after the upgrade (last error: %v)", steady, timeout, last)
+	}
+	return nil
 }
 
 // waitNodeVersion waits until node is Ready with its kubelet at version.
