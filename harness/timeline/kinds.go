@@ -196,7 +196,7 @@ const (
 	EvNodeRequested                         // Node, Detail: the harness asked for a node (surge or reimage) from an image
 	EvBatchStarted                          // Name, Detail: an upgrade batch began (its nodes)
 	EvBatchFinished                         // Name: the batch ended; Detail holds an error, if any
-	EvAPIUnavailable                        // Detail: the API server stopped answering its readiness endpoint (why)
+	EvAPIUnavailable                        // Detail: the API server's /readyz failed or did not answer within 1 s (why)
 	EvAPIAvailable                          // the API server answers again
 	numEventKinds
 )

@@ -154,7 +154,7 @@ func (a *analysis) upgradeCheck(w *window) Check {
 			d := apiDown[i].To - apiDown[i].From
 			longest, sumDown = max(longest, d), sumDown+d
 		}
-		c.Details = append(c.Details, fmt.Sprintf("API server unavailable %s, %s in all, longest %s from %s (clients of the app are not affected; controllers and kubectl are)",
+		c.Details = append(c.Details, fmt.Sprintf("API server not ready %s (its /readyz failed or did not answer within 1 s), %s in all, longest %s from %s: controllers, kubectl and deployments wait, the app's clients need not",
 			plural(len(apiDown), "time", "times"), dur(sumDown), dur(longest), fmtAt(apiDown[0].From)))
 		c.Measured = append(c.Measured, count("api_unavailable_times", len(apiDown)), seconds("api_unavailable_longest", longest))
 	}
