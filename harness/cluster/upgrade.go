@@ -28,7 +28,8 @@ import (
 //  3. the node's kubelet and kubectl are replaced and the kubelet restarted.
 //
 // kubeadm's output goes to log. It returns when the node reports the new
-// version and is Ready.
+// version and is Ready, the API server answers steadily, and kube-proxy and
+// CoreDNS run their new version on every node.
 func (c *Cluster) UpgradeControlPlane(ctx context.Context, image, version string, log io.Writer) error {
 	if c.client == nil {
 		return fmt.Errorf("cluster %q is not connected: call Create or Connect first", c.cfg.Name)
@@ -108,7 +109,52 @@ func (c *Cluster) UpgradeControlPlane(ctx context.Context, image, version string
 	// differently, the API server among them, and a freshly started API
 	// server refuses requests until its authorizer has synced: the upgrade
 	// is over when the API server has answered steadily for a while.
-	return c.waitAPISteady(ctx, 15*time.Second, 3*time.Minute)
+	if err := c.waitAPISteady(ctx, 15*time.Second, 3*time.Minute); err != nil {
+		return err
+	}
+	// kubeadm only rewrites the kube-proxy DaemonSet and the CoreDNS
+	// Deployment; their pods roll afterwards, one node at a time. AKS
+	// finishes its add-ons before it touches a node pool, and a kube-proxy
+	// restarting in the middle of the pool's drains would freeze the
+	// Service rules of its node for seconds: wait for both rollouts here.
+	return c.waitRollouts(ctx, 5*time.Minute)
+}
+
+// waitRollouts waits until the kube-proxy DaemonSet and the CoreDNS
+// Deployment run their new pods everywhere.
+func (c *Cluster) waitRollouts(ctx context.Context, timeout time.Duration) error {
+	var why string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
+		ds, err := c.client.AppsV1().DaemonSets("kube-system").Get(ctx, "kube-proxy", metav1.GetOptions{})
+		if err != nil {
+			why = err.Error()
+			return false, nil
+		}
+		st := ds.Status
+		if ds.Generation > st.ObservedGeneration || st.UpdatedNumberScheduled < st.DesiredNumberScheduled || st.NumberAvailable < st.DesiredNumberScheduled {
+			why = fmt.Sprintf("kube-proxy: %d of %d pods updated, %d available", st.UpdatedNumberScheduled, st.DesiredNumberScheduled, st.NumberAvailable)
+			return false, nil
+		}
+		dep, err := c.client.AppsV1().Deployments("kube-system").Get(ctx, "coredns", metav1.GetOptions{})
+		if err != nil {
+			why = err.Error()
+			return false, nil
+		}
+		ds2 := dep.Status
+		want := int32(1)
+		if dep.Spec.Replicas != nil {
+			want = *dep.Spec.Replicas
+		}
+		if dep.Generation > ds2.ObservedGeneration || ds2.UpdatedReplicas < want || ds2.AvailableReplicas < want || ds2.Replicas > want {
+			why = fmt.Sprintf("coredns: %d of %d replicas updated, %d available, %d in all", ds2.UpdatedReplicas, want, ds2.AvailableReplicas, ds2.Replicas)
+			return false, nil
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("the add-ons did not finish rolling to the new version within %s: %s", timeout, why)
+	}
+	return nil
 }
 
 // waitAPISteady waits until the API server has answered its readiness
