@@ -97,32 +97,35 @@ var kinds = []Kind{
 	{
 		Name:    upgrade.KindNodeImage,
 		Summary: "AKS's rolling node-pool upgrade to a new node image: surge nodes, cordon and drain per batch, reimage, remove the surge",
-		Settings: map[string]string{
-			"image":                     "the node image to upgrade to (or variant=)",
-			"variant":                   "build the new image as a variant of the pool's current one: " + strings.Join(VariantNames(), ", "),
-			"pool":                      "the node pool (default workers)",
-			"maxSurge":                  "surge nodes, a count or a percentage of the pool (default 10%)",
-			"maxUnavailable":            "old nodes that may be down beyond the surge (default 0)",
-			"drainTimeoutInMinutes":     "each node's drain deadline (default 30)",
-			"nodeSoakDurationInMinutes": "wait after each batch's drain (default 0)",
-			"undrainableNodeBehavior":   "Schedule (default) or Cordon",
-		},
+		Settings: withPoolSettings(map[string]string{
+			"image":   "the node image to upgrade to (or variant=)",
+			"variant": "build the new image as a variant of the pool's current one: " + strings.Join(VariantNames(), ", "),
+		}),
 		build: buildNodeImageUpgrade,
 	},
 	{
 		Name:    upgrade.KindKubernetes,
 		Summary: "AKS's Kubernetes upgrade: the control plane in place with kubeadm, then the pool surged to nodes of the new version",
-		Settings: map[string]string{
-			"version":                   "the Kubernetes version to upgrade to (default: the rehearsal's \"to\" version; its node image is built if missing)",
-			"pool":                      "the node pool (default workers)",
-			"maxSurge":                  "surge nodes, a count or a percentage of the pool (default 10%)",
-			"maxUnavailable":            "old nodes that may be down beyond the surge (default 0)",
-			"drainTimeoutInMinutes":     "each node's drain deadline (default 30)",
-			"nodeSoakDurationInMinutes": "wait after each batch's drain (default 0)",
-			"undrainableNodeBehavior":   "Schedule (default) or Cordon",
-		},
+		Settings: withPoolSettings(map[string]string{
+			"version": "the Kubernetes version to upgrade to (default: the rehearsal's \"to\" version; its node image is built if missing)",
+		}),
 		build: buildKubernetesUpgrade,
 	},
+}
+
+// withPoolSettings adds AKS's node-pool upgrade settings to a kind's own.
+func withPoolSettings(own map[string]string) map[string]string {
+	for k, v := range map[string]string{
+		"pool":                      "the node pool (default workers)",
+		"maxSurge":                  "surge nodes, a count or a percentage of the pool (default 10%)",
+		"maxUnavailable":            "old nodes that may be down beyond the surge (default 0)",
+		"drainTimeoutInMinutes":     "each node's drain deadline (default 30)",
+		"nodeSoakDurationInMinutes": "wait after each batch's drain (default 0)",
+		"undrainableNodeBehavior":   "Schedule (default) or Cordon",
+	} {
+		own[k] = v
+	}
+	return own
 }
 
 // intSettings are the settings read as whole numbers.

@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -91,7 +93,7 @@ func (r Result) BlockingPDBs() map[string][]string {
 			continue
 		}
 		key := f.Namespace + "/" + f.PDB
-		if !contains(out[key], f.Pod) {
+		if !slices.Contains(out[key], f.Pod) {
 			out[key] = append(out[key], f.Pod)
 		}
 	}
@@ -99,15 +101,6 @@ func (r Result) BlockingPDBs() map[string][]string {
 		sort.Strings(out[k])
 	}
 	return out
-}
-
-func contains(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // Cordon marks node unschedulable (or schedulable again), as `kubectl
@@ -197,19 +190,10 @@ func explain(node string, timeout time.Duration, err error, res Result) error {
 		return fmt.Errorf("drain of node %s did not finish within %s: pods did not terminate in time (a terminationGracePeriodSeconds longer than the drain timeout, or a finalizer): %w", node, timeout, err)
 	}
 	var parts []string
-	for _, pdb := range sortedKeys(blocking) {
+	for _, pdb := range slices.Sorted(maps.Keys(blocking)) {
 		parts = append(parts, fmt.Sprintf("PodDisruptionBudget %s refused to evict %s", pdb, strings.Join(blocking[pdb], ", ")))
 	}
 	return fmt.Errorf("drain of node %s did not finish within %s: %s (the disruption budget allowed no disruption)", node, timeout, strings.Join(parts, "; "))
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
 
 // recorder turns the drain's callbacks and eviction answers into timeline

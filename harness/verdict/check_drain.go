@@ -2,6 +2,8 @@ package verdict
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -61,7 +63,7 @@ func (a *analysis) drains(w *window) []*drainRun {
 				continue
 			}
 			d.pdbCount++
-			if !containsStr(d.refusedPDB[e.Name], e.Pod) {
+			if !slices.Contains(d.refusedPDB[e.Name], e.Pod) {
 				d.refusedPDB[e.Name] = append(d.refusedPDB[e.Name], e.Pod)
 			}
 		}
@@ -72,15 +74,6 @@ func (a *analysis) drains(w *window) []*drainRun {
 		}
 	}
 	return out
-}
-
-func containsStr(ss []string, s string) bool {
-	for _, x := range ss {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // drainCheck judges the drains of a scenario: each must empty its node.
@@ -139,11 +132,11 @@ func (a *analysis) drainCheck(w *window) Check {
 				Text: fmt.Sprintf("drain of node %s failed after %s: %s", dr.node, dur(dr.end-dr.start), dr.err)})
 			continue
 		}
-		for _, pdb := range sortedKeys(dr.refusedPDB) {
+		for _, pdb := range slices.Sorted(maps.Keys(dr.refusedPDB)) {
 			pods := dr.refusedPDB[pdb]
 			sort.Strings(pods)
 			for _, p := range pods {
-				if !containsStr(budgets[pdb], p) {
+				if !slices.Contains(budgets[pdb], p) {
 					budgets[pdb] = append(budgets[pdb], p)
 				}
 			}
@@ -157,7 +150,7 @@ func (a *analysis) drainCheck(w *window) Check {
 	if len(budgets) > 0 {
 		d.Class, d.Title = ClassPDBBlocksDrain, ClassPDBBlocksDrain.Title()
 		var names []string
-		for _, pdb := range sortedKeys(budgets) {
+		for _, pdb := range slices.Sorted(maps.Keys(budgets)) {
 			names = append(names, fmt.Sprintf("%s (pods %s)", pdb, strings.Join(budgets[pdb], ", ")))
 		}
 		d.Fix = fmt.Sprintf("PodDisruptionBudget %s allowed no disruption, so no eviction could proceed and the drain "+
@@ -171,13 +164,4 @@ func (a *analysis) drainCheck(w *window) Check {
 	}
 	c.Diagnosis = d
 	return c
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
