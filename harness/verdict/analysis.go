@@ -366,6 +366,16 @@ func (a *analysis) indexRange(from, to time.Duration) (int, int) {
 	return lo, max(lo, hi)
 }
 
+// windowEvents are the events of a scenario's window, up to the
+// correlation tolerance after its end (a change the harness made reaches
+// the watches that late). Events are sorted by offset.
+func (a *analysis) windowEvents(w *window) []timeline.Event {
+	evs := a.s.Events
+	lo := sort.Search(len(evs), func(i int) bool { return evs[i].Offset >= w.from() })
+	hi := sort.Search(len(evs), func(i int) bool { return evs[i].Offset > w.to()+a.tol })
+	return evs[lo:max(lo, hi)]
+}
+
 // inFlightAt lists the indexes of a client's requests sent before at and
 // still waiting for their answer at at: a request sent at the end of the
 // baseline and broken by the fault's first eviction belongs to the fault.

@@ -30,11 +30,9 @@ type drainRun struct {
 func (a *analysis) drains(w *window) []*drainRun {
 	var out []*drainRun
 	open := map[string]*drainRun{}
-	for i := range a.s.Events {
-		e := &a.s.Events[i]
-		if e.Offset < w.from() || e.Offset > w.to()+a.tol {
-			continue
-		}
+	evs := a.windowEvents(w)
+	for i := range evs {
+		e := &evs[i]
 		switch e.Kind {
 		case timeline.EvDrainStarted:
 			d := &drainRun{node: e.Node, start: e.Offset, refusedPDB: map[string][]string{}}

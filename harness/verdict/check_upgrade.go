@@ -38,11 +38,9 @@ func (a *analysis) upgradeCheck(w *window) Check {
 	pending := map[string]*join{}
 	first, last := time.Duration(-1), time.Duration(0)
 	var apiDown []timeline.Interval // the API server not answering (To -1: until the end)
-	for i := range a.s.Events {
-		e := &a.s.Events[i]
-		if e.Offset < w.from() || e.Offset > w.to()+a.tol {
-			continue
-		}
+	evs := a.windowEvents(w)
+	for i := range evs {
+		e := &evs[i]
 		switch e.Kind {
 		case timeline.EvActionStart:
 			if first < 0 {
