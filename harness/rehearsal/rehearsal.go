@@ -29,6 +29,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/observe"
+	"github.com/kube-rehearse/rehearse/harness/priority"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
@@ -182,6 +183,7 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 	var gens []*load.Generator
 	var router *gateway.Router
 	var obs *observe.Observer
+	var raised *priority.Raised
 	defer func() {
 		for _, g := range gens {
 			g.Stop()
@@ -191,6 +193,7 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 				res.Loads[g.Kind()] = sum
 			}
 		}
+		raised.Restore()
 		if router != nil {
 			router.Stop()
 		}
@@ -234,6 +237,14 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 		}
 		gens = append(gens, g)
 		tl.SetMeta(verdict.RateMetaKey(timeline.ClientService), fmt.Sprint(plan.Rate))
+	}
+	// The clients and the observer are the instruments: the cluster they
+	// measure shares this machine's CPUs and must not starve them.
+	if raised, err = priority.Raise(); err != nil {
+		tl.Note("instruments' scheduling priority not raised: " + err.Error())
+		fmt.Fprintf(plan.Out, "  priority: not raised (%v): a busy cluster may starve the clients (the verdict would then say cannot judge)\n", err)
+	} else {
+		tl.Note("instruments' scheduling priority: " + raised.Detail)
 	}
 	for _, g := range gens {
 		fmt.Fprintf(plan.Out, "  %s\n", g)

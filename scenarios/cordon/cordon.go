@@ -15,6 +15,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
@@ -69,10 +70,15 @@ func Scenario(node string, hold time.Duration) scenario.Scenario {
 	}
 }
 
-// addTaint adds Taint unless the node has it, with a JSON patch guarded by
-// the node's resourceVersion (taints are a list a strategic merge would
-// replace whole).
+// addTaint adds Taint unless the node has it, with a merge patch guarded by
+// the node's resourceVersion (taints are a list a merge patch replaces
+// whole, so another writer's taint must not be lost). The kubelet and the
+// node controllers write the Node too: a conflict is read again and retried.
 func addTaint(ctx context.Context, sc *scenario.Context, node string) error {
+	return retry.RetryOnConflict(retry.DefaultRetry, func() error { return addTaintOnce(ctx, sc, node) })
+}
+
+func addTaintOnce(ctx context.Context, sc *scenario.Context, node string) error {
 	n, err := sc.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
 	if err != nil {
 		return err
