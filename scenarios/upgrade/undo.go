@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -65,20 +66,53 @@ func RegisterUndos(reg *journal.Registry, t target.Target) {
 		if node == "" || image == "" {
 			return fmt.Errorf("undo params lack node or image")
 		}
-		_, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
-		if err == nil {
-			return nil // it is there (rejoined, or never removed)
-		}
-		if !apierrors.IsNotFound(err) {
+		ready, err := becomesReady(ctx, client, node, rejoinWait)
+		if err != nil {
 			return err
 		}
-		// A container left half-joined is replaced.
+		if ready {
+			return nil // it is there (rejoined, or never removed)
+		}
+		// Missing, or a container left half-joined: replaced.
 		if err := t.RemoveNode(ctx, node); err != nil {
 			return err
 		}
 		_, err = t.AddNode(ctx, target.NodeSpec{Name: node, Pool: p["pool"], Image: image})
 		return err
 	})
+}
+
+// rejoinWait is how long a node found registered but not Ready is given
+// to finish joining (the run may have stopped in the middle of its join,
+// which goes on inside the node) before it is replaced.
+var rejoinWait = 2 * time.Minute
+
+// becomesReady says whether node exists and is Ready within wait; false
+// when there is no such Node.
+func becomesReady(ctx context.Context, client kubernetes.Interface, node string, wait time.Duration) (bool, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		n, err := client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		for _, c := range n.Status.Conditions {
+			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
+				return true, nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 func noNodeOps(what string) error {

@@ -363,3 +363,44 @@ func TestKubernetesUpgradeDoesTheControlPlaneFirst(t *testing.T) {
 	_, err = KubernetesScenario("v1.32.0", Options{Image: newImage}, nodes)
 	assert.ErrorContains(t, err, "downgrade")
 }
+
+// The undo of a reimage after the run stopped in its middle: a node that
+// is back and Ready is left alone; a missing node is added from its old
+// image; a node registered but never Ready (its join cut short) is replaced.
+func TestRestoreNodeUndo(t *testing.T) {
+	was := rejoinWait
+	rejoinWait = 100 * time.Millisecond
+	t.Cleanup(func() { rejoinWait = was })
+	ctx := context.Background()
+	undo := func(p *pool, node string) {
+		t.Helper()
+		j, err := journal.Open(ctx, p.c, "run-restore-node")
+		require.NoError(t, err)
+		defer j.Close(ctx)
+		tgt := fakeTarget{p: p}
+		sc := &scenario.Context{Client: p.c, Target: tgt, Timeline: timeline.New(time.Now()), Journal: j, Out: io.Discard}
+		require.NoError(t, sc.Change(ctx, "reimage node "+node, RestoreNode(node, "workers", oldImage),
+			func(context.Context) error { return nil }))
+		revert(t, sc, tgt)
+	}
+
+	p := newPool(t)
+	undo(p, "w1")
+	assert.Empty(t, p.added, "a Ready node is left alone")
+
+	p = newPool(t)
+	require.NoError(t, fakeTarget{p: p}.RemoveNode(ctx, "w1"))
+	undo(p, "w1")
+	assert.Equal(t, []string{"w1"}, p.added)
+	assert.Equal(t, oldImage, state(t, p)["w1"])
+
+	p = newPool(t)
+	n, err := p.c.CoreV1().Nodes().Get(ctx, "w1", metav1.GetOptions{})
+	require.NoError(t, err)
+	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse}}
+	_, err = p.c.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	undo(p, "w1")
+	assert.Equal(t, []string{"w1"}, p.removed, "the half-joined node is removed")
+	assert.Equal(t, []string{"w1"}, p.added, "and added again")
+}
