@@ -25,7 +25,7 @@ import (
 )
 
 // upgradeRounds is how often each interruption of an upgrade is repeated.
-const upgradeRounds = 3
+const upgradeRounds = 2
 
 // An interrupted node-image upgrade leaves no trace once reverted: no surge
 // node (neither the Node nor its container), no cordoned or quarantined
