@@ -310,19 +310,29 @@ func busiestWorker(ctx context.Context, env Env) (string, error) {
 	return best, nil
 }
 
-func buildNodeImageUpgrade(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
-	st := upgradeSettings(&s)
+// poolUpgrade is what both upgrade kinds start from: AKS's pool upgrade
+// settings, read and checked, and the cluster's nodes. what names the kind
+// in the error of a run without a cluster.
+func poolUpgrade(ctx context.Context, env Env, s *settings, what string) (upgrade.Options, []target.Node, error) {
+	st := upgradeSettings(s)
 	if err := s.err(); err != nil {
-		return scenario.Scenario{}, err
+		return upgrade.Options{}, nil, err
 	}
 	if env.Target == nil {
-		return scenario.Scenario{}, fmt.Errorf("a node-image upgrade needs a cluster")
+		return upgrade.Options{}, nil, fmt.Errorf("%s needs a cluster", what)
 	}
 	nodes, err := env.Target.Nodes(ctx)
 	if err != nil {
+		return upgrade.Options{}, nil, err
+	}
+	return upgrade.Options{Pool: s.str("pool", upgrade.DefaultPool), Settings: st}, nodes, nil
+}
+
+func buildNodeImageUpgrade(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
+	o, nodes, err := poolUpgrade(ctx, env, &s, "a node-image upgrade")
+	if err != nil {
 		return scenario.Scenario{}, err
 	}
-	pool := s.str("pool", upgrade.DefaultPool)
 	image, variant := s.str("image", ""), s.str("variant", "")
 	switch {
 	case image != "" && variant != "":
@@ -330,13 +340,13 @@ func buildNodeImageUpgrade(ctx context.Context, env Env, s settings) (scenario.S
 	case variant != "":
 		base := ""
 		for _, n := range nodes {
-			if n.Pool == pool && !n.ControlPlane {
+			if n.Pool == o.Pool && !n.ControlPlane {
 				base = n.Image
 				break
 			}
 		}
 		if base == "" {
-			return scenario.Scenario{}, fmt.Errorf("pool %q has no node whose image a variant could be built from", pool)
+			return scenario.Scenario{}, fmt.Errorf("pool %q has no node whose image a variant could be built from", o.Pool)
 		}
 		if image, err = BuildVariant(ctx, base, variant); err != nil {
 			return scenario.Scenario{}, err
@@ -344,7 +354,8 @@ func buildNodeImageUpgrade(ctx context.Context, env Env, s settings) (scenario.S
 	case image == "":
 		return scenario.Scenario{}, fmt.Errorf("no node image to upgrade to: set image=IMAGE or variant=%s", strings.Join(VariantNames(), "|"))
 	}
-	return upgrade.Scenario(upgrade.KindNodeImage, upgrade.Options{Pool: pool, Image: image, Settings: st}, nodes)
+	o.Image = image
+	return upgrade.Scenario(upgrade.KindNodeImage, o, nodes)
 }
 
 // VariantNames lists the node image variants a node-image upgrade can build.
@@ -373,12 +384,9 @@ func upgradeSettings(s *settings) upgrade.Settings {
 }
 
 func buildKubernetesUpgrade(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
-	st := upgradeSettings(&s)
-	if err := s.err(); err != nil {
+	o, nodes, err := poolUpgrade(ctx, env, &s, "a Kubernetes upgrade")
+	if err != nil {
 		return scenario.Scenario{}, err
-	}
-	if env.Target == nil {
-		return scenario.Scenario{}, fmt.Errorf("a Kubernetes upgrade needs a cluster")
 	}
 	_, to := nodeimage.Versions()
 	version := s.str("version", to)
@@ -389,9 +397,6 @@ func buildKubernetesUpgrade(ctx context.Context, env Env, s settings) (scenario.
 	if err != nil {
 		return scenario.Scenario{}, fmt.Errorf("the node image of %s: %w", version, err)
 	}
-	nodes, err := env.Target.Nodes(ctx)
-	if err != nil {
-		return scenario.Scenario{}, err
-	}
-	return upgrade.KubernetesScenario(version, upgrade.Options{Pool: s.str("pool", upgrade.DefaultPool), Image: img.Image, Settings: st}, nodes)
+	o.Image = img.Image
+	return upgrade.KubernetesScenario(version, o, nodes)
 }
