@@ -140,13 +140,13 @@ func (c *Cluster) waitRollouts(ctx context.Context, timeout time.Duration) error
 			why = err.Error()
 			return false, nil
 		}
-		ds2 := dep.Status
+		dst := dep.Status
 		want := int32(1)
 		if dep.Spec.Replicas != nil {
 			want = *dep.Spec.Replicas
 		}
-		if dep.Generation > ds2.ObservedGeneration || ds2.UpdatedReplicas < want || ds2.AvailableReplicas < want || ds2.Replicas > want {
-			why = fmt.Sprintf("coredns: %d of %d replicas updated, %d available, %d in all", ds2.UpdatedReplicas, want, ds2.AvailableReplicas, ds2.Replicas)
+		if dep.Generation > dst.ObservedGeneration || dst.UpdatedReplicas < want || dst.AvailableReplicas < want || dst.Replicas > want {
+			why = fmt.Sprintf("coredns: %d of %d replicas updated, %d available, %d in all", dst.UpdatedReplicas, want, dst.AvailableReplicas, dst.Replicas)
 			return false, nil
 		}
 		return true, nil

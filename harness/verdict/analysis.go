@@ -62,10 +62,10 @@ type analysis struct {
 	hasWarmup, hasBase bool
 	windows            []window
 
-	// Successes per pod and client (by send offset, sorted), and the sends
-	// (any outcome) attributed to each pod per client.
 	maxLatency time.Duration // the longest any request took
 
+	// Successes per pod and client (by send offset, sorted), and the sends
+	// (any outcome) attributed to each pod per client.
 	successes map[*timeline.PodLifecycle][]time.Duration
 	reached   map[*timeline.PodLifecycle]map[timeline.ClientKind][]time.Duration
 
