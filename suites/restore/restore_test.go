@@ -100,21 +100,27 @@ func hasTaint(n *corev1.Node) bool {
 	return false
 }
 
-// entries counts the journal entries in the cluster.
+// entries counts the journal entries in the cluster (-1: unreadable).
 func entries(ctx context.Context, t *testing.T) int {
-	cms, err := suite.Env.Target.Client().CoreV1().ConfigMaps(journal.Namespace).List(ctx, metav1.ListOptions{LabelSelector: journal.LabelJournal + "=true"})
-	if err != nil {
+	es := journalEntries(ctx)
+	if es == nil {
 		return -1
 	}
-	n := 0
-	for _, cm := range cms.Items {
-		for k := range cm.Data {
-			if strings.HasPrefix(k, "entry-") {
-				n++
-			}
-		}
+	return len(es)
+}
+
+// journalEntries are the entries of every journal in the cluster, live
+// runs' included; nil when the journals cannot be read.
+func journalEntries(ctx context.Context) []journal.Entry {
+	ls, err := journal.Leftovers(ctx, suite.Env.Target.Client(), journal.Force())
+	if err != nil {
+		return nil
 	}
-	return n
+	out := []journal.Entry{}
+	for _, l := range ls {
+		out = append(out, l.Entries...)
+	}
+	return out
 }
 
 // requireRestored checks the node and the journal are as before the run.

@@ -3,7 +3,6 @@ package restore
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"sort"
@@ -18,7 +17,6 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
-	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
 	"github.com/kube-rehearse/rehearse/suites/suite"
@@ -77,17 +75,7 @@ func TestRevertInterruptedUpgrade(t *testing.T) {
 // time.
 func startUpgrade(ctx context.Context, t *testing.T) (*exec.Cmd, *bytes.Buffer) {
 	t.Helper()
-	base := suite.Env.Images.From.Image
-	variant, err := nodeimage.BuildVariant(ctx, base, "refresh")
-	require.NoError(t, err)
-	to := variant
-	nodes, err := suite.Env.Target.Nodes(ctx)
-	require.NoError(t, err)
-	for _, n := range nodes {
-		if !n.ControlPlane && n.Image == variant {
-			to = base
-		}
-	}
+	to := suite.OtherNodeImage(ctx, t)
 	var out bytes.Buffer
 	cmd := exec.Command(binary, "upgrade", "--cluster", clusterName, "--image", to, "--max-surge", "1",
 		"--rate", "20", "--baseline", "1s", "--recovery", "1s", "--out", t.TempDir())
@@ -111,17 +99,8 @@ func waitJournaled(ctx context.Context, t *testing.T, cmd *exec.Cmd, out *bytes.
 // journaledKinds is the set of undo kinds in the cluster's journals.
 func journaledKinds(ctx context.Context) map[string]bool {
 	kinds := map[string]bool{}
-	cms, err := suite.Env.Target.Client().CoreV1().ConfigMaps(journal.Namespace).List(ctx, metav1.ListOptions{LabelSelector: journal.LabelJournal + "=true"})
-	if err != nil {
-		return kinds
-	}
-	for _, cm := range cms.Items {
-		for k, v := range cm.Data {
-			var e journal.Entry
-			if strings.HasPrefix(k, "entry-") && json.Unmarshal([]byte(v), &e) == nil {
-				kinds[e.Undo.Kind] = true
-			}
-		}
+	for _, e := range journalEntries(ctx) {
+		kinds[e.Undo.Kind] = true
 	}
 	return kinds
 }

@@ -239,3 +239,25 @@ func Record(t *testing.T, suiteName, caseName string, res *harness.Result) {
 	defer f.Close()
 	_, _ = f.Write(append(b, '\n'))
 }
+
+// OtherNodeImage is the node image the workers do not run: the suite's own
+// or its "refresh" variant (built in seconds), so that a suite's node-image
+// upgrades can run in any order on its one cluster.
+func OtherNodeImage(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	base := Env.Images.From.Image
+	variant, err := nodeimage.BuildVariant(ctx, base, "refresh")
+	if err != nil {
+		t.Fatalf("node image variant: %v", err)
+	}
+	nodes, err := Env.Target.Nodes(ctx)
+	if err != nil {
+		t.Fatalf("nodes: %v", err)
+	}
+	for _, n := range nodes {
+		if !n.ControlPlane && n.Image == variant {
+			return base
+		}
+	}
+	return variant
+}

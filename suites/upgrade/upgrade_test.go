@@ -69,7 +69,7 @@ func TestMain(m *testing.M) {
 func TestNodeImageUpgrade(t *testing.T) {
 	well := features.New("surge-1").
 		Assess("the well-behaved app passes a maxSurge 1 upgrade with zero failed requests", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			to := otherImage(ctx, t)
+			to := suite.OtherNodeImage(ctx, t)
 			res := rehearse(ctx, t, "surge-1", appspec.PresetWellBehaved, map[string]string{"image": to, "maxSurge": "1"})
 			require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
 			for _, k := range timeline.ClientKinds() {
@@ -87,7 +87,7 @@ func TestNodeImageUpgrade(t *testing.T) {
 
 	noPDB := features.New("surge-100-no-pdb").
 		Assess("without a PodDisruptionBudget a 100% surge leaves zero ready endpoints (class 10)", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			to := otherImage(ctx, t)
+			to := suite.OtherNodeImage(ctx, t)
 			res := rehearse(ctx, t, "surge-100-no-pdb", appspec.PresetNoPDB, map[string]string{"image": to, "maxSurge": "100%"})
 			require.Equal(t, verdict.Fail, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
 			ch, _ := res.Report.Check(verdict.CheckReadyEndpoints)
@@ -103,7 +103,7 @@ func TestNodeImageUpgrade(t *testing.T) {
 	blocking := features.New("blocking-pdb-cordon").
 		Assess("a budget allowing no disruption fails the upgrade at the drain timeout, naming it; Cordon keeps the node quarantined until the revert", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 			before := nodeImages(ctx, t)
-			to := otherImage(ctx, t)
+			to := suite.OtherNodeImage(ctx, t)
 			began := time.Now()
 			res := rehearse(ctx, t, "blocking-pdb-cordon", appspec.PresetBlockingPDB, map[string]string{"image": to, "maxSurge": "1",
 				"drainTimeoutInMinutes": "1", "undrainableNodeBehavior": upgrade.Cordon})
@@ -236,23 +236,6 @@ func nodeImages(ctx context.Context, t *testing.T) map[string]string {
 		out[n.Name] = n.Image
 	}
 	return out
-}
-
-// otherImage is the image the workers do not run: the suite's node image
-// or its "refresh" variant.
-func otherImage(ctx context.Context, t *testing.T) string {
-	t.Helper()
-	base := suite.Env.Images.From.Image
-	variant, err := nodeimage.BuildVariant(ctx, base, "refresh")
-	require.NoError(t, err)
-	nodes, err := suite.Env.Target.Nodes(ctx)
-	require.NoError(t, err)
-	for _, n := range nodes {
-		if !n.ControlPlane && n.Image == variant {
-			return base
-		}
-	}
-	return variant
 }
 
 // workersOn checks that every worker runs image and no surge node is left.
