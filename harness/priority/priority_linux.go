@@ -5,15 +5,14 @@ import (
 	"fmt"
 	"os"
 	"strconv"
-	"strings"
 	"syscall"
 )
 
-const autogroupFile = "/proc/self/autogroup"
-
-// Raise sets the process's autogroup and every one of its threads to Nice.
-// Threads the Go runtime starts later inherit the value from the thread that
-// starts them. The error says why nothing was changed.
+// Raise sets every thread of the process to Nice and gives the process's
+// CPU group the same edge: its autogroup when the process sits in the root
+// CPU cgroup, else a CPU cgroup of its own (see cgroup_linux.go). Threads the
+// Go runtime starts later inherit the value from the thread that starts them.
+// The error says why nothing was changed.
 func Raise() (*Raised, error) {
 	threadsWas, err := threadNice()
 	if err != nil {
@@ -22,31 +21,59 @@ func Raise() (*Raised, error) {
 	if threadsWas <= Nice {
 		return &Raised{Detail: fmt.Sprintf("already at nice %d", threadsWas)}, nil
 	}
-	groupWas, hasGroup, err := autogroupNice()
-	if err != nil {
-		return nil, err
-	}
-	if hasGroup {
-		if err := setAutogroup(Nice); err != nil {
-			return nil, fmt.Errorf("raise the autogroup's priority: %w", err)
-		}
-	}
 	if err := setThreads(Nice); err != nil {
-		if hasGroup {
-			_ = setAutogroup(groupWas)
-		}
+		_ = setThreads(threadsWas)
 		return nil, fmt.Errorf("raise the threads' priority: %w", err)
 	}
-	detail := fmt.Sprintf("nice %d (was %d)", Nice, threadsWas)
-	if hasGroup {
-		detail += fmt.Sprintf(", its autogroup too (was %d)", groupWas)
-	}
-	return &Raised{Detail: detail, restore: func() {
+	group, err := raiseGroup()
+	if err != nil {
 		_ = setThreads(threadsWas)
-		if hasGroup {
-			_ = setAutogroup(groupWas)
-		}
+		return nil, err
+	}
+	return &Raised{Detail: fmt.Sprintf("nice %d (was %d); %s", Nice, threadsWas, group.detail), restore: func() {
+		group.restore()
+		_ = setThreads(threadsWas)
 	}}, nil
+}
+
+// groupChange is how the process's CPU group was raised and how to undo it.
+type groupChange struct {
+	detail  string
+	restore func()
+}
+
+// raiseGroup raises the scheduling entity that holds the whole process.
+// Linux shares a contended CPU first between groups (autogroups: one per
+// session; cgroups), then between the threads inside a group: a nice value
+// alone only wins against the process's own group mates.
+func raiseGroup() (groupChange, error) {
+	cg, err := ownCPUCgroup()
+	if err != nil {
+		return groupChange{}, err
+	}
+	if cg.path == "/" {
+		return raiseAutogroup()
+	}
+	return raiseCgroup(cg)
+}
+
+func raiseAutogroup() (groupChange, error) {
+	was, ok, err := autogroupNice()
+	if err != nil {
+		return groupChange{}, err
+	}
+	if !ok {
+		// Its threads then compete at the top level themselves, where
+		// their nice value counts against the kind nodes' cgroup.
+		return groupChange{detail: "it belongs to no autogroup"}, nil
+	}
+	if err := setAutogroup(Nice); err != nil {
+		return groupChange{}, fmt.Errorf("raise the autogroup's priority: %w", err)
+	}
+	return groupChange{
+		detail:  fmt.Sprintf("its autogroup too (was %d)", was),
+		restore: func() { _ = setAutogroup(was) },
+	}, nil
 }
 
 // threadNice is the calling thread's nice value. The raw system call
@@ -79,30 +106,4 @@ func setThreads(nice int) error {
 		}
 	}
 	return nil
-}
-
-// autogroupNice reads the nice value of the process's autogroup
-// ("/autogroup-8577 nice 0"); ok is false when the kernel schedules
-// without autogroups.
-func autogroupNice() (nice int, ok bool, err error) {
-	if b, err := os.ReadFile("/proc/sys/kernel/sched_autogroup_enabled"); err != nil || strings.TrimSpace(string(b)) != "1" {
-		return 0, false, nil
-	}
-	b, err := os.ReadFile(autogroupFile)
-	if err != nil {
-		return 0, false, nil
-	}
-	f := strings.Fields(string(b))
-	if len(f) != 3 || f[1] != "nice" {
-		return 0, false, fmt.Errorf("%s: unexpected content %q", autogroupFile, string(b))
-	}
-	n, err := strconv.Atoi(f[2])
-	if err != nil {
-		return 0, false, fmt.Errorf("%s: unexpected content %q", autogroupFile, string(b))
-	}
-	return n, true, nil
-}
-
-func setAutogroup(nice int) error {
-	return os.WriteFile(autogroupFile, []byte(strconv.Itoa(nice)), 0)
 }
