@@ -25,6 +25,7 @@ import (
 
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness/clientlog"
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/deploy"
 	"github.com/kube-rehearse/rehearse/harness/engine"
@@ -299,6 +300,10 @@ type Result struct {
 	Loads    map[timeline.ClientKind]load.Summary
 	Outcomes []scenario.Outcome
 	Deployed deploy.Deployed
+	// ClientLog is what client-go logged during the rehearsal (watch
+	// errors while the API server was away, throttling), kept out of the
+	// output; written as client-go.log.
+	ClientLog []byte
 	// Dir is where the results were written ("" when not).
 	Dir string
 	// RevertErr: an undo failed; the journal keeps it for `rehearse restore`.
@@ -365,7 +370,9 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 	plan.Journal = j
 	fmt.Fprintf(r.log, "rehearsal %s on %s: %s under %d requests/s per client\n", res.Run, tgt.Name(),
 		dep.Target.Namespace+"/"+dep.Deployment, rateOr(plan.Rate))
+	logs := clientlog.Start()
 	out, runErr := rehearsal.Run(ctx, plan)
+	res.ClientLog = logs.Stop()
 	if cerr := j.Close(context.WithoutCancel(ctx)); cerr != nil && runErr == nil && out.RevertErr == nil {
 		out.RevertErr = cerr
 	}
@@ -433,8 +440,8 @@ func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deplo
 	})
 }
 
-// Write saves a result: the timeline (timeline.jsonl) and the verdict with
-// its explanations (verdict.txt).
+// Write saves a result: the timeline (timeline.jsonl), the verdict with
+// its explanations (verdict.txt) and what client-go logged (client-go.log).
 func Write(dir string, res *Result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
@@ -449,6 +456,11 @@ func Write(dir string, res *Result) error {
 	}
 	if err := f.Close(); err != nil {
 		return err
+	}
+	if len(res.ClientLog) > 0 {
+		if err := os.WriteFile(filepath.Join(dir, "client-go.log"), res.ClientLog, 0o644); err != nil {
+			return err
+		}
 	}
 	return os.WriteFile(filepath.Join(dir, "verdict.txt"), []byte(Summary(res)), 0o644)
 }
