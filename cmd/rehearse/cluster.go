@@ -311,8 +311,9 @@ func newClusterDownCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "down",
 		Short: "Delete a kind cluster (or every rehearse-* cluster) and its host routes",
-		Long: `down deletes a kind cluster, its kubeconfig file and the host routes to its
-pods a rehearsal may have left. --all deletes every kind cluster whose name
+		Long: `down deletes a kind cluster, its kubeconfig file, and what a rehearsal may
+have left: host routes to its pods, the source container of a control-plane
+upgrade that was killed midway. --all deletes every kind cluster whose name
 starts with ` + ownPrefix + `, and no other.`,
 		Example: "  rehearse cluster down --name rehearse-dev\n  rehearse cluster down --all",
 		Args:    cobra.NoArgs,

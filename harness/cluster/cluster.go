@@ -157,11 +157,15 @@ func (c *Cluster) kindConfig() *v1alpha4.Cluster {
 }
 
 // Delete removes the cluster, including workers added after creation (they
-// carry the cluster's label), its kubeconfig file, and the host routes to
-// its pods a rehearsal may have left (package hostroute).
+// carry the cluster's label), the source container of a control-plane
+// upgrade that was killed midway, its kubeconfig file, and the host routes
+// to its pods a rehearsal may have left (package hostroute).
 func (c *Cluster) Delete(ctx context.Context) error {
 	if err := c.kind.Delete(c.cfg.Name, c.cfg.KubeconfigPath); err != nil {
 		return fmt.Errorf("deleting kind cluster %q: %w", c.cfg.Name, err)
+	}
+	if err := c.removeUpgradeSource(ctx); err != nil {
+		return fmt.Errorf("cluster %q deleted, but not the source container of its control-plane upgrade: %w", c.cfg.Name, err)
 	}
 	_ = os.Remove(c.cfg.KubeconfigPath)
 	if err := hostroute.Cleanup(c.cfg.Name); err != nil {

@@ -39,15 +39,15 @@ func (c *Cluster) UpgradeControlPlane(ctx context.Context, image, version string
 	}
 	cp := c.cfg.Name + "-control-plane"
 	source := c.cfg.Name + "-upgrade-source"
-	_ = docker(context.WithoutCancel(ctx), "rm", "--force", "--volumes", source)
+	_ = c.removeUpgradeSource(context.WithoutCancel(ctx))
 	// Only containerd runs in the source container: enough to export its
 	// preloaded images. /var is a volume as in kind's nodes, so containerd's
 	// snapshotter does not sit on the image's own overlay.
 	if err := docker(ctx, "run", "--detach", "--name", source, "--privileged", "--tmpfs", "/run", "--volume", "/var",
-		"--label", kindClusterLabel+"-upgrade-source="+c.cfg.Name, "--entrypoint", "sh", image, "-c", "exec containerd"); err != nil {
+		"--label", upgradeSourceLabel+"="+c.cfg.Name, "--entrypoint", "sh", image, "-c", "exec containerd"); err != nil {
 		return fmt.Errorf("starting the source of version %s's files: %w", version, err)
 	}
-	defer func() { _ = docker(context.WithoutCancel(ctx), "rm", "--force", "--volumes", source) }()
+	defer func() { _ = c.removeUpgradeSource(context.WithoutCancel(ctx)) }()
 	if err := waitContainerd(ctx, source); err != nil {
 		return fmt.Errorf("containerd of image %s did not answer: %w", image, err)
 	}
@@ -118,6 +118,19 @@ func (c *Cluster) UpgradeControlPlane(ctx context.Context, image, version string
 	// restarting in the middle of the pool's drains would freeze the
 	// Service rules of its node for seconds: wait for both rollouts here.
 	return c.waitRollouts(ctx, 5*time.Minute)
+}
+
+// upgradeSourceLabel marks the container UpgradeControlPlane takes the new
+// version's files from, so that Delete finds one a killed upgrade left.
+const upgradeSourceLabel = kindClusterLabel + "-upgrade-source"
+
+// removeUpgradeSource removes that container, if there is one.
+func (c *Cluster) removeUpgradeSource(ctx context.Context) error {
+	ids, err := dockerOutput(ctx, "ps", "--all", "--quiet", "--filter", "label="+upgradeSourceLabel+"="+c.cfg.Name)
+	if err != nil || strings.TrimSpace(ids) == "" {
+		return err
+	}
+	return docker(ctx, append([]string{"rm", "--force", "--volumes"}, strings.Fields(ids)...)...)
 }
 
 // waitRollouts waits until the kube-proxy DaemonSet and the CoreDNS
