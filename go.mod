@@ -11,6 +11,7 @@ require (
 	k8s.io/api v0.35.3
 	k8s.io/apimachinery v0.35.3
 	k8s.io/client-go v0.35.3
+	k8s.io/component-helpers v0.35.3
 	k8s.io/klog/v2 v2.140.0
 	k8s.io/kubectl v0.35.3
 	sigs.k8s.io/e2e-framework v0.7.0

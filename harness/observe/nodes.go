@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	nodeutil "k8s.io/component-helpers/node/util"
 
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
@@ -111,12 +112,8 @@ func (o *Observer) nodeChanged(n *corev1.Node, initial bool) {
 }
 
 func nodeReadyCondition(n *corev1.Node) *corev1.NodeCondition {
-	for i := range n.Status.Conditions {
-		if n.Status.Conditions[i].Type == corev1.NodeReady {
-			return &n.Status.Conditions[i]
-		}
-	}
-	return nil
+	_, c := nodeutil.GetNodeCondition(&n.Status, corev1.NodeReady)
+	return c
 }
 
 func nodeNotReadyDetail(c *corev1.NodeCondition) string {

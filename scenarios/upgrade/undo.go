@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
+	nodeutil "k8s.io/component-helpers/node/util"
 
 	"github.com/kube-rehearse/rehearse/harness/drain"
 	"github.com/kube-rehearse/rehearse/harness/journal"
@@ -99,10 +100,8 @@ func becomesReady(ctx context.Context, client kubernetes.Interface, node string,
 		if err != nil {
 			return false, err
 		}
-		for _, c := range n.Status.Conditions {
-			if c.Type == corev1.NodeReady && c.Status == corev1.ConditionTrue {
-				return true, nil
-			}
+		if _, c := nodeutil.GetNodeCondition(&n.Status, corev1.NodeReady); c != nil && c.Status == corev1.ConditionTrue {
+			return true, nil
 		}
 		if time.Now().After(deadline) {
 			return false, nil
