@@ -64,6 +64,8 @@ type analysis struct {
 
 	maxLatency time.Duration // the longest any request took
 
+	drainRuns map[*window][]*drainRun // drains' memo
+
 	// Successes per pod and client (by send offset, sorted), and the sends
 	// (any outcome) attributed to each pod per client.
 	successes map[*timeline.PodLifecycle][]time.Duration

@@ -26,8 +26,20 @@ type drainRun struct {
 }
 
 // drains pairs DrainStarted and DrainFinished per node within the window
-// and counts the evictions asked for and refused in between.
+// and counts the evictions asked for and refused in between. The drain and
+// upgrade checks both read them: worked out once per window.
 func (a *analysis) drains(w *window) []*drainRun {
+	if ds, ok := a.drainRuns[w]; ok {
+		return ds
+	}
+	if a.drainRuns == nil {
+		a.drainRuns = map[*window][]*drainRun{}
+	}
+	a.drainRuns[w] = a.pairDrains(w)
+	return a.drainRuns[w]
+}
+
+func (a *analysis) pairDrains(w *window) []*drainRun {
 	var out []*drainRun
 	open := map[string]*drainRun{}
 	evs := a.windowEvents(w)
