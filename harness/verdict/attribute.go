@@ -94,6 +94,17 @@ func (a *analysis) deletedBy(p *timeline.PodLifecycle, at time.Duration) bool {
 	return p.DeletionRequested.Known && at >= p.DeletionRequested.At-a.tol
 }
 
+// answeredBeforeNotice reports whether the request is an error answer the
+// pod's app gave (or, for a request no pod is named for, could have given)
+// before its log says it learned of its shutdown.
+func (a *analysis) answeredBeforeNotice(p *timeline.PodLifecycle, r *timeline.Request) bool {
+	if r.Err != timeline.ErrHTTP5xx {
+		return false
+	}
+	n := a.shutdownNotice(p)
+	return n.Known && r.End() < n.At
+}
+
 // restartWindowAt reports whether the offset is around a container exit of
 // the pod that was not its deletion: from a little before the exit until the
 // pod is Ready again.
@@ -147,8 +158,10 @@ func (a *analysis) attribute(i int) Attribution {
 	if p != nil {
 		switch {
 		// A request that failed once the pod was being deleted, even if it
-		// was sent just before (in flight at SIGTERM), is the shutdown's.
-		case r.Terminating || a.deletedBy(p, r.End()):
+		// was sent just before (in flight at SIGTERM), is the shutdown's;
+		// not an error the app answered before it learned of the shutdown
+		// (during a preStop sleep it serves as before).
+		case r.Terminating || a.deletedBy(p, r.End()) && !a.answeredBeforeNotice(p, r):
 			out.Cause = CauseShutdown
 		case a.restartWindowAt(p, t):
 			out.Cause = CauseRestart
@@ -193,7 +206,7 @@ func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 	var stopping, starting, restarting []*timeline.PodLifecycle
 	for k := range a.pods {
 		p := &a.pods[k]
-		if from, to, ok := a.shutdownWindow(p); ok && r.End() >= from && t <= to {
+		if from, to, ok := a.shutdownWindow(p); ok && r.End() >= from && t <= to && !a.answeredBeforeNotice(p, r) {
 			stopping = append(stopping, p)
 			continue
 		}

@@ -94,15 +94,8 @@ func (a *analysis) shutdowns(w *window) []PodShutdown {
 			ExitCode: p.ExitCode, ExitReason: p.ExitReason, ByKind: map[timeline.ErrorKind]int{},
 			LastReached: map[timeline.ClientKind]time.Duration{}}
 		ps.Killed = p.ExitCode != nil && *p.ExitCode == exitSIGKILL && p.ExitReason != reasonOOMKilled
-		// The app's clock is exact where the watch is late: look for its lines
-		// from well before the deletion was seen.
+		ps.SIGTERM = a.shutdownNotice(p)
 		early := del - a.tol - a.maxLag
-		if e, ok := a.appLog(p, contract.MsgPreStop, early); ok {
-			ps.SIGTERM = timeline.Mark{At: e.Offset, Known: true}
-		}
-		if e, ok := a.appLog(p, contract.MsgSIGTERM, early); ok && !ps.SIGTERM.Known {
-			ps.SIGTERM = timeline.Mark{At: e.Offset, Known: true}
-		}
 		if e, ok := a.appLog(p, contract.MsgStoppedAccepting, early); ok {
 			ps.StoppedAccepting = timeline.Mark{At: e.Offset, Known: true}
 		}
@@ -164,6 +157,23 @@ func (a *analysis) shutdowns(w *window) []PodShutdown {
 	}
 	a.shutdownCache[w] = out
 	return out
+}
+
+// shutdownNotice is when the pod's app learned of its shutdown, by its own
+// log lines: its preStop hook called, else SIGTERM received (unknown for
+// apps that do not write them). The app's clock is exact where the watch is
+// late: its lines are looked for from well before the deletion was seen.
+func (a *analysis) shutdownNotice(p *timeline.PodLifecycle) timeline.Mark {
+	if !p.DeletionRequested.Known {
+		return timeline.Mark{}
+	}
+	early := p.DeletionRequested.At - a.tol - a.maxLag
+	for _, msg := range []string{contract.MsgPreStop, contract.MsgSIGTERM} {
+		if e, ok := a.appLog(p, msg, early); ok {
+			return timeline.Mark{At: e.Offset, Known: true}
+		}
+	}
+	return timeline.Mark{}
 }
 
 // inFlight reports whether a failure lost a request the pod had been given:

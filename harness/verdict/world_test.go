@@ -226,3 +226,25 @@ func TestWorldCleanExitWithResetsIsClass8(t *testing.T) {
 	require.NotNil(t, ch.Diagnosis)
 	assert.Equal(t, verdict.ClassEndpointLag, ch.Diagnosis.Class)
 }
+
+// A flaky app's error answers during a pod's preStop wait (deletion
+// requested, SIGTERM not yet sent: the app still serves as before) are its
+// own, not the shutdown's: graceful shutdown is not failed for them, and
+// the fix is not a preStop wait the app already has. Without headers the
+// service client's 5xx name no pod and may still be blamed on one shutting
+// down; the outcome is "cannot judge" either way (the baseline shows the
+// app failing by itself).
+func TestWorldErrorAnswersBeforeSIGTERMAreTheApps(t *testing.T) {
+	for _, headers := range []bool{true, false} {
+		t.Run(fmt.Sprintf("headers=%t", headers), func(t *testing.T) {
+			r := judgeTL(t, restart(t, flaky, headers))
+			assert.Equal(t, verdict.CannotJudge, r.Outcome, "the baseline is not clean")
+			ch, _ := r.Check(verdict.CheckGracefulShutdown)
+			if headers {
+				assert.Equal(t, verdict.Pass, ch.Status, ch.Summary)
+			}
+			e, _ := r.Check(verdict.CheckErrorRate + "/gateway")
+			assert.Contains(t, explain(e), "app error at a serving pod")
+		})
+	}
+}
