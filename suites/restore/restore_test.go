@@ -39,8 +39,10 @@ import (
 const (
 	clusterName = "rehearse-restore"
 	node        = clusterName + "-worker"
-	rounds      = 5
 )
+
+// rounds is how often each interruption of a step is repeated.
+var rounds = suite.Rounds(2)
 
 var binary string
 

@@ -23,7 +23,7 @@ import (
 )
 
 // upgradeRounds is how often each interruption of an upgrade is repeated.
-const upgradeRounds = 2
+var upgradeRounds = suite.Rounds(1)
 
 // An interrupted node-image upgrade leaves no trace once reverted: no surge
 // node (neither the Node nor its container), no cordoned or quarantined

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -260,4 +261,21 @@ func OtherNodeImage(ctx context.Context, t *testing.T) string {
 		}
 	}
 	return variant
+}
+
+// Rounds is how often a suite repeats a case within one run: def, or
+// REHEARSE_ROUNDS when set (a whole number, 1 or more). make test keeps
+// the defaults small for its time budget; repeated evidence comes from
+// more rounds or from `make repeat`, which runs the whole suite N times.
+func Rounds(def int) int {
+	s := os.Getenv("REHEARSE_ROUNDS")
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		fmt.Fprintf(os.Stderr, "REHEARSE_ROUNDS=%q is not a whole number of 1 or more: using %d\n", s, def)
+		return def
+	}
+	return n
 }
