@@ -58,12 +58,16 @@ import (
 )
 
 const (
-	suiteName = "node-image-upgrade"
-	rate      = 200 // per client kind
+	suiteName   = "node-image-upgrade"
+	clusterName = "rehearse-upgrade"
+	rate        = 200 // per client kind
 )
 
+// TestMain brings up the suite's one cluster. The test bed's checks
+// (testbed_test.go) run on it first, while it is fresh; then the drains and
+// upgrades.
 func TestMain(m *testing.M) {
-	os.Exit(suite.Main(m, "rehearse-upgrade", suite.Options{ToImage: true}))
+	os.Exit(suite.Main(m, clusterName, suite.Options{ToImage: true}))
 }
 
 func TestNodeImageUpgrade(t *testing.T) {

@@ -1,13 +1,14 @@
-// Package testbed checks that this machine can host rehearsals: a kind
-// cluster of one control plane and two workers at the "from" Kubernetes
-// version, built without any registry, with working DNS, pod networking
-// across nodes and a NodePort on the host's loopback; then a worker at the
-// "to" version joins the running cluster, serves, and is removed cleanly.
-package testbed
+// The test bed's checks, run first on the suite's fresh cluster: this
+// machine can host rehearsals. A kind cluster of one control plane and two
+// workers at the "from" Kubernetes version, built without any registry, has
+// working DNS, pod networking across nodes and a NodePort on the host's
+// loopback; then a worker at the "to" version joins the running cluster,
+// serves, and is removed cleanly.
+
+package upgrade
 
 import (
 	"context"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -26,14 +27,7 @@ import (
 	"github.com/kube-rehearse/rehearse/suites/suite"
 )
 
-const (
-	clusterName = "rehearse-testbed"
-	nodePort    = 30080
-)
-
-func TestMain(m *testing.M) {
-	os.Exit(suite.Main(m, clusterName, suite.Options{ToImage: true}))
-}
+const nodePort = 30080
 
 func hostPort() int32 { return suite.Env.Provider.Config().NodePorts[0].HostPort }
 
