@@ -19,7 +19,6 @@ import (
 	nodeutil "k8s.io/component-helpers/node/util"
 	"sigs.k8s.io/kind/pkg/apis/config/v1alpha4"
 	kindcluster "sigs.k8s.io/kind/pkg/cluster"
-	"sigs.k8s.io/kind/pkg/cluster/nodeutils"
 	kindcmd "sigs.k8s.io/kind/pkg/cmd"
 
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
@@ -34,6 +33,7 @@ type Cluster struct {
 	rest       *rest.Config
 	client     kubernetes.Interface
 	out        io.Writer
+	imported   imported
 }
 
 // New prepares a cluster; nothing is created until Create.
@@ -236,26 +236,6 @@ func PodReady(p *corev1.Pod) bool {
 		}
 	}
 	return false
-}
-
-// LoadImageArchive imports a docker-archive into every node's containerd.
-func (c *Cluster) LoadImageArchive(ctx context.Context, archive string) error {
-	nodes, err := c.kind.ListInternalNodes(c.cfg.Name)
-	if err != nil {
-		return err
-	}
-	for _, n := range nodes {
-		f, err := os.Open(archive)
-		if err != nil {
-			return err
-		}
-		err = nodeutils.LoadImageArchive(n, f)
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("loading %s into node %s: %w", archive, n.String(), err)
-		}
-	}
-	return nil
 }
 
 // LoadImage copies an image from the local Docker engine into every node.
