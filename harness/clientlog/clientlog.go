@@ -46,7 +46,10 @@ func Start() *Capture {
 	c := &Capture{}
 	if len(active) == 0 {
 		restorer = klog.CaptureState()
-		klog.SetSlogLogger(slog.New(slog.NewTextHandler(fanOut{}, &slog.HandlerOptions{Level: slog.LevelDebug})))
+		// Info: what klog prints at its default verbosity (0). Code that
+		// logs through klog's contextual logger (client-go's reflectors)
+		// asks the handler itself whether V(n) lines are wanted.
+		klog.SetSlogLogger(slog.New(slog.NewTextHandler(fanOut{}, &slog.HandlerOptions{Level: slog.LevelInfo})))
 	}
 	active[c] = struct{}{}
 	return c

@@ -34,6 +34,7 @@ func TestCapturesNestAndRestore(t *testing.T) {
 	printed := stderrOf(t, func() {
 		a := Start()
 		klog.ErrorS(nil, "Failed to watch", "resource", "pods")
+		klog.Background().V(3).Info("Starting reflector")
 		b := Start()
 		klog.InfoS("Waited due to client-side throttling")
 		inner = b.Stop()
@@ -44,6 +45,7 @@ func TestCapturesNestAndRestore(t *testing.T) {
 	assert.Contains(t, string(outer), "Failed to watch")
 	assert.Contains(t, string(outer), "client-side throttling")
 	assert.Contains(t, string(outer), "after the inner capture")
+	assert.NotContains(t, string(outer), "Starting reflector", "V(3): not at klog's default verbosity")
 	assert.NotContains(t, string(inner), "Failed to watch", "before the inner capture began")
 	assert.Contains(t, string(inner), "client-side throttling")
 	assert.Empty(t, printed, "nothing reaches stderr while captured")
