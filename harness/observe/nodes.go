@@ -22,6 +22,7 @@ type nodeState struct {
 	uid      string
 	ready    bool
 	cordoned bool
+	version  string // the kubelet's
 }
 
 func (t *nodeTracker) init() { t.nodes = map[string]*nodeState{} }
@@ -108,6 +109,14 @@ func (o *Observer) nodeChanged(n *corev1.Node, initial bool) {
 		}
 	}
 	st.cordoned = n.Spec.Unschedulable
+	// A control-plane upgrade replaces the kubelet in place: the node
+	// stays, its version changes.
+	if v := n.Status.NodeInfo.KubeletVersion; v != "" {
+		if !fresh && st.version != "" && v != st.version {
+			add(timeline.EvNodeVersionChanged, "kubelet "+st.version+" -> "+v)
+		}
+		st.version = v
+	}
 	o.emit(es...)
 }
 

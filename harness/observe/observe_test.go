@@ -136,7 +136,7 @@ func isEndpoint(e timeline.Event) bool { return e.Kind.IsEndpoint() }
 func isNode(e timeline.Event) bool {
 	switch e.Kind {
 	case timeline.EvNodeAdded, timeline.EvNodeReady, timeline.EvNodeNotReady, timeline.EvNodeCordoned,
-		timeline.EvNodeUncordoned, timeline.EvNodeDeleted:
+		timeline.EvNodeUncordoned, timeline.EvNodeDeleted, timeline.EvNodeVersionChanged:
 		return true
 	}
 	return false
@@ -540,6 +540,17 @@ func TestNodes(t *testing.T) {
 	assert.Contains(t, got[1].Detail, "kubelet v1.33.1")
 	assert.Contains(t, got[3].Detail, "node.kubernetes.io/unschedulable")
 	assert.Contains(t, got[5].Detail, "NodeStatusUnknown")
+}
+
+func TestNodeVersionChangedInPlace(t *testing.T) {
+	r := start(t, []runtime.Object{node("n1", true, false)})
+	r.waitKinds(1, isNode)
+	n1 := node("n1", true, false)
+	n1.Status.NodeInfo.KubeletVersion = "v1.34.4"
+	r.updateNode(n1)
+	got := r.waitKinds(2, isNode)
+	assert.Equal(t, []timeline.EventKind{timeline.EvNodeReady, timeline.EvNodeVersionChanged}, kinds(got), dump(got))
+	assert.Equal(t, "kubelet v1.33.1 -> v1.34.4", got[1].Detail)
 }
 
 func TestKubernetesEvents(t *testing.T) {

@@ -2,6 +2,7 @@ package timeline
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -210,12 +211,64 @@ func appendString(b []byte, s string) []byte {
 // rendered or appended to like a live one.
 func Decode(r io.Reader) (*Timeline, error) {
 	dec := json.NewDecoder(bufio.NewReaderSize(r, 64<<10))
-	var hdr wireHeader
-	if err := dec.Decode(&hdr); err != nil {
+	return decodeLines(func(v any) (bool, error) {
+		err := dec.Decode(v)
 		if errors.Is(err, io.EOF) {
-			return nil, errors.New("timeline: empty input: no header line")
+			return false, nil
 		}
+		return err == nil, err
+	})
+}
+
+// MarshalJSON writes the timeline as a JSON array of the lines Encode
+// writes (header first), so that a larger JSON document (the run record)
+// can hold a timeline in the same format as timeline.jsonl.
+func (t *Timeline) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	buf.WriteByte('[')
+	if err := t.Encode(&buf); err != nil {
+		return nil, err
+	}
+	b := bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
+	// Lines hold no raw newline (JSON escapes them in strings), so each
+	// newline is exactly a boundary between two records.
+	for i, c := range b {
+		if c == '\n' {
+			b[i] = ','
+		}
+	}
+	return append(b, ']'), nil
+}
+
+// UnmarshalJSON reads what MarshalJSON wrote into a timeline that must be
+// empty (a zero Timeline is fine here).
+func (t *Timeline) UnmarshalJSON(b []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('[') {
+		return errors.New("timeline: want a JSON array of timeline records")
+	}
+	got, err := decodeLines(func(v any) (bool, error) {
+		if !dec.More() {
+			return false, nil
+		}
+		err := dec.Decode(v)
+		return err == nil, err
+	})
+	if err != nil {
+		return err
+	}
+	t.take(got)
+	return nil
+}
+
+// decodeLines reads a header and records from next, which decodes the next
+// value into its argument and reports false at the end of the input.
+func decodeLines(next func(v any) (bool, error)) (*Timeline, error) {
+	var hdr wireHeader
+	if ok, err := next(&hdr); err != nil {
 		return nil, fmt.Errorf("timeline: reading header: %w", err)
+	} else if !ok {
+		return nil, errors.New("timeline: empty input: no header line")
 	}
 	if hdr.Type != lineHeader {
 		return nil, fmt.Errorf("timeline: first line has type %q, want %q: not a saved timeline", hdr.Type, lineHeader)
@@ -232,12 +285,12 @@ func Decode(r io.Reader) (*Timeline, error) {
 	}
 	for line := 2; ; line++ {
 		var l wireLine
-		err := dec.Decode(&l)
-		if errors.Is(err, io.EOF) {
-			break
-		}
+		ok, err := next(&l)
 		if err != nil {
 			return nil, fmt.Errorf("timeline: record %d: %w", line, err)
+		}
+		if !ok {
+			break
 		}
 		switch l.Type {
 		case lineRequest:

@@ -198,6 +198,7 @@ const (
 	EvBatchFinished                         // Name: the batch ended; Detail holds an error, if any
 	EvAPIUnavailable                        // Detail: the API server's /readyz failed or did not answer within 1 s (why)
 	EvAPIAvailable                          // the API server answers again
+	EvNodeVersionChanged                    // Node, Detail: the kubelet's version changed in place ("kubelet v1.33.13 -> v1.34.4")
 	numEventKinds
 )
 
@@ -240,6 +241,7 @@ var eventKindNames = [numEventKinds]string{
 	EvBatchFinished:        "BatchFinished",
 	EvAPIUnavailable:       "APIUnavailable",
 	EvAPIAvailable:         "APIAvailable",
+	EvNodeVersionChanged:   "NodeVersionChanged",
 }
 
 func (k EventKind) String() string {

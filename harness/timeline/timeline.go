@@ -175,6 +175,46 @@ type Timeline struct {
 	strs  []string          // the string table; strs[0] is ""
 	names map[string]uint32 // interned pod, node, IP strings (and event subjects)
 	texts map[string]uint32 // interned error texts, bounded
+
+	tally [numClientKinds]Tally // running counts per client, for live progress
+}
+
+// Tally is a running count of one client's requests.
+type Tally struct {
+	Sent, Failed int
+}
+
+// Tally returns the requests of one client kind added so far and how many
+// failed: cheap (no snapshot), for a live progress line.
+func (t *Timeline) Tally(c ClientKind) Tally {
+	if c >= numClientKinds {
+		return Tally{}
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.tally[c]
+}
+
+// EventsSince returns the events appended after the first n, in the order
+// they arrived, and the count to pass next time: a cheap way to follow a
+// live timeline (no copy of what was read before).
+func (t *Timeline) EventsSince(n int) ([]Event, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if n < 0 || n > len(t.events) {
+		n = len(t.events)
+	}
+	return slices.Clone(t.events[n:]), len(t.events)
+}
+
+// take moves the content of o, a timeline nobody else holds, into the
+// empty t.
+func (t *Timeline) take(o *Timeline) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.start, t.meta, t.chunks, t.nreq, t.events = o.start, o.meta, o.chunks, o.nreq, o.events
+	t.lastReq, t.lastEv, t.reqSorted, t.evSorted = o.lastReq, o.lastEv, o.reqSorted, o.evSorted
+	t.strs, t.names, t.texts, t.tally = o.strs, o.names, o.texts, o.tally
 }
 
 // New starts a timeline at start, which should come from time.Now() so that
@@ -272,6 +312,12 @@ func (t *Timeline) AddRequest(r Request) {
 		t.lastReq = r.Offset
 	}
 	t.nreq++
+	if r.Client < numClientKinds {
+		t.tally[r.Client].Sent++
+		if r.Err != ErrNone {
+			t.tally[r.Client].Failed++
+		}
+	}
 	t.mu.Unlock()
 }
 

@@ -2,6 +2,7 @@ package timeline_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"sync"
@@ -254,6 +255,44 @@ func TestEncodeDecodeRoundTrip(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, again.Encode(&b))
 	assert.Equal(t, a.String(), b.String())
+}
+
+func TestTimelineInsideAJSONDocument(t *testing.T) {
+	type doc struct {
+		Name     string             `json:"name"`
+		Timeline *timeline.Timeline `json:"timeline"`
+		After    int                `json:"after"`
+	}
+	tl := sampleTimeline()
+	b, err := json.Marshal(doc{Name: "run", Timeline: tl, After: 7})
+	require.NoError(t, err)
+	assert.True(t, json.Valid(b))
+	assert.Contains(t, string(b), `"timeline":[{"type":"timeline","version":2,`)
+
+	var got doc
+	require.NoError(t, json.Unmarshal(b, &got))
+	assert.Equal(t, "run", got.Name)
+	assert.Equal(t, 7, got.After)
+	var jsonl, fromFile, again bytes.Buffer
+	require.NoError(t, tl.Encode(&jsonl))
+	read, err := timeline.Decode(&jsonl) // invalid UTF-8 is replaced either way
+	require.NoError(t, err)
+	require.NoError(t, read.Encode(&fromFile))
+	require.NoError(t, got.Timeline.Encode(&again))
+	assert.Equal(t, fromFile.String(), again.String(), "the same records as timeline.jsonl")
+	assert.Equal(t, tl.Tally(timeline.ClientGateway), got.Timeline.Tally(timeline.ClientGateway))
+
+	assert.Error(t, json.Unmarshal([]byte(`{"timeline":{"type":"timeline"}}`), &got), "an object is not a timeline")
+	assert.Error(t, json.Unmarshal([]byte(`{"timeline":[]}`), &got), "no header")
+}
+
+func TestTally(t *testing.T) {
+	tl := timeline.New(time.Now())
+	tl.AddRequest(timeline.Request{Client: timeline.ClientGateway, Code: 200})
+	tl.AddRequest(timeline.Request{Client: timeline.ClientGateway, Err: timeline.ErrReset})
+	tl.AddRequest(timeline.Request{Client: timeline.ClientService, Code: 200})
+	assert.Equal(t, timeline.Tally{Sent: 2, Failed: 1}, tl.Tally(timeline.ClientGateway))
+	assert.Equal(t, timeline.Tally{Sent: 1}, tl.Tally(timeline.ClientService))
 }
 
 func TestDecodeVersion1(t *testing.T) {
