@@ -11,26 +11,27 @@ import (
 // Summary is what one run did, from the client's side. The requests
 // themselves are in the timeline.
 type Summary struct {
-	Name   string
-	Target string
-	Rate   int // the target rate, requests per second
+	Name   string `json:"name"`
+	Target string `json:"target"`
+	Rate   int    `json:"rate"` // the target rate, requests per second
 
-	Sent      int // requests recorded in the timeline
-	Succeeded int
-	Failed    int
-	ByKind    map[timeline.ErrorKind]int // failures by kind; nil when none failed
+	Sent      int                        `json:"sent"` // requests recorded in the timeline
+	Succeeded int                        `json:"succeeded"`
+	Failed    int                        `json:"failed"`
+	ByKind    map[timeline.ErrorKind]int `json:"failed_by_kind,omitempty"` // failures by kind; nil when none failed
 
 	// Abandoned counts requests in flight when the context ended the run:
 	// their outcome was cut short by the abort itself, so they are not
 	// recorded. A lower bound: results arriving after a short grace are not
 	// counted.
-	Abandoned int
+	Abandoned int `json:"abandoned,omitempty"`
 
-	First, Last time.Duration // send offsets of the first and last recorded request
-	Achieved    float64       // requests per second between First and Last
-	MeanLatency time.Duration
-	MaxLatency  time.Duration
-	Stopped     string // why the run ended: StoppedDuration, StoppedByStop or StoppedContext
+	First       time.Duration `json:"first_ns"` // send offset of the first recorded request
+	Last        time.Duration `json:"last_ns"`  // and of the last
+	Achieved    float64       `json:"achieved"` // requests per second between First and Last
+	MeanLatency time.Duration `json:"mean_latency_ns"`
+	MaxLatency  time.Duration `json:"max_latency_ns"`
+	Stopped     string        `json:"stopped"` // why the run ended: StoppedDuration, StoppedByStop or StoppedContext
 }
 
 // Duration is the span of the sends, Last - First.

@@ -54,6 +54,11 @@ var DefaultChecks = []string{
 	CheckErrorRate, CheckOutage, CheckReadyEndpoints, CheckReadiness, CheckGracefulShutdown,
 }
 
+// JudgedOnce reports whether the named check is judged once per rehearsal
+// (load, baseline, observation: they gate the others) rather than once per
+// scenario.
+func JudgedOnce(name string) bool { return checkers[name].once }
+
 // CheckNames lists every check, sorted.
 func CheckNames() []string {
 	out := make([]string, 0, len(checkers))

@@ -70,9 +70,9 @@ const (
 
 // Figure is one measured number.
 type Figure struct {
-	Name  string // snake_case, stable across runs so that nights can be compared
-	Value float64
-	Unit  Unit
+	Name  string  `json:"name"` // snake_case, stable across runs so that nights can be compared
+	Value float64 `json:"value"`
+	Unit  Unit    `json:"unit"`
 }
 
 func (f Figure) String() string {
@@ -97,21 +97,21 @@ func seconds(name string, d time.Duration) Figure {
 // Evidence is one fact supporting a diagnosis: a sentence, and the subject,
 // times and count it is about, for reports to place on the timeline.
 type Evidence struct {
-	Text       string
-	Pod        string
-	Node       string
-	At         time.Duration // offset where it starts
-	Until      time.Duration // offset where it ends; equal to At for an instant
-	Count      int           // how many requests (or events) it covers
-	Correlated bool          // requests attributed to the pod by timeline correlation, not by its response headers
+	Text       string        `json:"text"`
+	Pod        string        `json:"pod,omitempty"`
+	Node       string        `json:"node,omitempty"`
+	At         time.Duration `json:"at_ns"`                // offset where it starts
+	Until      time.Duration `json:"until_ns"`             // offset where it ends; equal to At for an instant
+	Count      int           `json:"count,omitempty"`      // how many requests (or events) it covers
+	Correlated bool          `json:"correlated,omitempty"` // requests attributed to the pod by timeline correlation, not by its response headers
 }
 
 // Diagnosis says why a check failed and what to do.
 type Diagnosis struct {
-	Class    Class
-	Title    string // the class title, or what could not be judged
-	Evidence []Evidence
-	Fix      string // in words a person can act on
+	Class    Class      `json:"class"`
+	Title    string     `json:"title"` // the class title, or what could not be judged
+	Evidence []Evidence `json:"evidence,omitempty"`
+	Fix      string     `json:"fix,omitempty"` // in words a person can act on
 }
 
 // Status is the outcome of a check, or of a whole rehearsal.
@@ -130,14 +130,14 @@ type Check struct {
 	// Name is the check's name, suffixed with the client kind for checks
 	// judged per client ("error-rate/gateway") and prefixed with the
 	// scenario when a plan has several ("drain/error-rate/gateway").
-	Name      string
-	Status    Status
-	Summary   string // one line: what was measured, against what limit
-	Measured  []Figure
-	Diagnosis *Diagnosis // why it failed or could not be judged; nil when passed
+	Name      string     `json:"name"`
+	Status    Status     `json:"status"`
+	Summary   string     `json:"summary"` // one line: what was measured, against what limit
+	Measured  []Figure   `json:"measured,omitempty"`
+	Diagnosis *Diagnosis `json:"diagnosis,omitempty"` // why it failed or could not be judged; nil when passed
 	// Details are lines a report prints under the check whatever its
 	// status: per-node figures, the formula of an extrapolation.
-	Details []string
+	Details []string `json:"details,omitempty"`
 }
 
 // Passed reports whether the check passed.
@@ -185,9 +185,9 @@ type Report struct {
 	// and the rehearsal could be judged; CannotJudge when the rehearsal
 	// measured too little to say (a dirty baseline, a starved load
 	// generator, pods no client reached), with Reason saying why.
-	Outcome Status
-	Reason  string
-	Checks  []Check
+	Outcome Status  `json:"outcome"`
+	Reason  string  `json:"reason,omitempty"`
+	Checks  []Check `json:"checks"`
 }
 
 // Passed reports whether the rehearsal passed.
