@@ -21,6 +21,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
@@ -36,6 +37,8 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/reports"
+	"github.com/kube-rehearse/rehearse/reports/record"
 	"github.com/kube-rehearse/rehearse/scenarios"
 )
 
@@ -149,12 +152,18 @@ func WithThresholds(th verdict.Thresholds) Option {
 // WithChecks chooses the verdict checks (default: each scenario's own).
 func WithChecks(names ...string) Option { return func(r *Rehearser) { r.plan.Checks = names } }
 
-// WithOutput writes each rehearsal's results (timeline.jsonl, verdict.txt)
-// to a directory (default: none written).
+// WithOutput writes each rehearsal's results to a directory, one folder
+// per run: the run record (run.json, with the whole timeline), verdict.txt,
+// report.html, junit.xml, summary.md (default: none written).
 func WithOutput(dir string) Option { return func(r *Rehearser) { r.out = dir } }
 
 // WithLog sends status lines to w (default: none).
 func WithLog(w io.Writer) Option { return func(r *Rehearser) { r.log = w } }
+
+// WithName names what is rehearsed in words that stay the same from one run
+// to the next ("checkout/surge-upgrade"), so that nightly runs can be
+// compared (default: the app and the scenarios).
+func WithName(name string) Option { return func(r *Rehearser) { r.name = name } }
 
 // WithRevertContext sets the context reverts run under: it should outlive
 // the rehearsal's (a first Ctrl-C ends the rehearsal and reverting must
@@ -172,6 +181,7 @@ type Rehearser struct {
 	keep        bool
 
 	app              App
+	name             string
 	gateway, service bool
 	out              string
 	log              io.Writer
@@ -304,8 +314,13 @@ type Result struct {
 	// errors while the API server was away, throttling), kept out of the
 	// output; written as client-go.log.
 	ClientLog []byte
+	// Record is the run record every report is rendered from (package
+	// reports): the timeline, the verdict and what was rehearsed where.
+	Record *record.Record
 	// Dir is where the results were written ("" when not).
 	Dir string
+	// Files are the results written there.
+	Files reports.Files
 	// RevertErr: an undo failed; the journal keeps it for `rehearse restore`.
 	RevertErr error
 }
@@ -368,6 +383,7 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 		return nil, err
 	}
 	plan.Journal = j
+	rec := r.newRecord(ctx, res.Run, tgt, dep, plan, scs)
 	fmt.Fprintf(r.log, "rehearsal %s on %s: %s under %d requests/s per client\n", res.Run, tgt.Name(),
 		dep.Target.Namespace+"/"+dep.Deployment, rateOr(plan.Rate))
 	logs := clientlog.Start()
@@ -379,6 +395,7 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 	res.Report, res.Timeline, res.Loads, res.Outcomes, res.RevertErr = out.Report, out.Timeline, out.Loads, out.Outcomes, out.RevertErr
 	if res.Timeline != nil {
 		res.Timeline.SetMeta("app", dep.Target.Namespace+"/"+dep.Deployment)
+		res.Record = r.finishRecord(context.WithoutCancel(ctx), rec, tgt, res, out.Checks, runErr)
 		if r.out != "" {
 			dir := filepath.Join(r.out, res.Run)
 			if werr := Write(dir, res); werr != nil && runErr == nil {
@@ -389,6 +406,97 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 		}
 	}
 	return res, runErr
+}
+
+// newRecord starts the run record with what is known before the load
+// starts: the tool, the cluster and its nodes, the app, the plan.
+func (r *Rehearser) newRecord(ctx context.Context, run string, tgt target.Target, dep deploy.Deployed, plan rehearsal.Plan, scs []scenario.Scenario) *record.Record {
+	rec := &record.Record{Tool: record.ThisTool(), Run: run, Name: r.name, Started: time.Now().UTC(),
+		Target: record.Target{Name: tgt.Name(), NodesBefore: recordNodes(ctx, tgt)},
+		App:    record.App{Namespace: dep.Target.Namespace, Deployment: dep.Deployment, Service: dep.Target.Service, Description: r.app.describe()},
+		Plan: record.Plan{Rate: rateOr(plan.Rate), GatewayDelay: plan.GatewayDelay, Warmup: plan.Warmup,
+			Baseline: plan.Baseline, Recovery: plan.Recovery},
+	}
+	if r.gateway {
+		rec.Plan.Clients = append(rec.Plan.Clients, timeline.ClientGateway.String())
+	}
+	if r.service {
+		rec.Plan.Clients = append(rec.Plan.Clients, timeline.ClientService.String())
+	}
+	var ids []string
+	for _, s := range scs {
+		sc := record.Scenario{Kind: s.Kind, Name: s.Name}
+		for _, st := range s.Settings {
+			sc.Settings = append(sc.Settings, record.Setting{Name: st.Name, Value: st.Value})
+		}
+		for _, st := range s.Steps {
+			sc.Steps = append(sc.Steps, st.Name())
+		}
+		rec.Scenarios = append(rec.Scenarios, sc)
+		ids = append(ids, s.ID())
+	}
+	if rec.Name == "" {
+		rec.Name = dep.Deployment + "/" + strings.Join(ids, "+")
+	}
+	return rec
+}
+
+// finishRecord adds what the rehearsal measured and decided.
+func (r *Rehearser) finishRecord(ctx context.Context, rec *record.Record, tgt target.Target, res *Result, checks []string, runErr error) *record.Record {
+	rec.Ended = time.Now().UTC()
+	rec.Target.NodesAfter = recordNodes(ctx, tgt)
+	rec.Thresholds = verdict.DefaultThresholds()
+	if r.plan.Thresholds != nil {
+		rec.Thresholds = *r.plan.Thresholds
+	}
+	rec.Checks, rec.Verdict, rec.Timeline = checks, res.Report, res.Timeline
+	for _, k := range timeline.ClientKinds() {
+		if l, ok := res.Loads[k]; ok {
+			rec.Loads = append(rec.Loads, record.Load{Client: k.String(), Summary: l})
+		}
+	}
+	for i, o := range res.Outcomes {
+		if i < len(rec.Scenarios) && o.Err != nil {
+			rec.Scenarios[i].FailedStep, rec.Scenarios[i].Error = o.FailedStep, o.Err.Error()
+		}
+	}
+	if runErr != nil {
+		rec.Error = runErr.Error()
+	}
+	if res.RevertErr != nil {
+		rec.RevertError = res.RevertErr.Error()
+	}
+	return rec
+}
+
+// recordNodes lists the nodes for the record; a cluster that cannot be
+// listed (the API server away) leaves the list empty rather than failing
+// the rehearsal.
+func recordNodes(ctx context.Context, tgt target.Target) []record.Node {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	nodes, err := tgt.Nodes(ctx)
+	if err != nil {
+		return nil
+	}
+	var out []record.Node
+	for _, n := range nodes {
+		out = append(out, record.Node{Name: n.Name, Pool: n.Pool, ControlPlane: n.ControlPlane, Version: n.Version, Image: n.Image})
+	}
+	return out
+}
+
+// describe says what the app is, for reports.
+func (a App) describe() string {
+	switch {
+	case a.Spec != nil && a.Spec.Variant != "":
+		return "rehearsal app, preset " + a.Spec.Variant
+	case a.Spec != nil:
+		return "rehearsal app"
+	case a.Manifests != "":
+		return "your manifests " + a.Manifests
+	}
+	return ""
 }
 
 func rateOr(n int) int {
@@ -440,49 +548,32 @@ func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deplo
 	})
 }
 
-// Write saves a result: the timeline (timeline.jsonl), the verdict with
-// its explanations (verdict.txt) and what client-go logged (client-go.log).
+// Write saves a result: the run record and every report of it (package
+// reports) and what client-go logged (client-go.log).
 func Write(dir string, res *Result) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
+	if res.Record == nil {
+		return errors.New("harness: no run record to write (the rehearsal recorded nothing)")
 	}
-	f, err := os.Create(filepath.Join(dir, "timeline.jsonl"))
+	files, err := reports.Write(dir, res.Record)
 	if err != nil {
 		return err
 	}
-	if err := res.Timeline.Encode(f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
+	res.Files = files
 	if len(res.ClientLog) > 0 {
 		if err := os.WriteFile(filepath.Join(dir, "client-go.log"), res.ClientLog, 0o644); err != nil {
 			return err
 		}
 	}
-	return os.WriteFile(filepath.Join(dir, "verdict.txt"), []byte(Summary(res)), 0o644)
+	return nil
 }
 
 // Summary is the text people read: the loads, each scenario's steps, the
 // verdict and the explanation of every failed or unjudged check.
 func Summary(res *Result) string {
-	s := ""
-	for _, c := range timeline.ClientKinds() {
-		if sum, ok := res.Loads[c]; ok {
-			s += fmt.Sprintf("load %s: %s\n", c, sum)
-		}
+	if res.Record != nil {
+		return reports.Text(res.Record)
 	}
-	for _, o := range res.Outcomes {
-		if o.Err != nil {
-			s += fmt.Sprintf("scenario %s: step %q failed: %v\n", o.Scenario, o.FailedStep, o.Err)
-		}
-	}
-	if res.RevertErr != nil {
-		s += fmt.Sprintf("REVERT FAILED: %v: run `rehearse restore`\n", res.RevertErr)
-	}
-	return s + res.Report.String() + res.Report.Explain()
+	return res.Report.String() + res.Report.Explain()
 }
 
 func newRunID() string {

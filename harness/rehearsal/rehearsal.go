@@ -30,6 +30,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/observe"
 	"github.com/kube-rehearse/rehearse/harness/priority"
+	"github.com/kube-rehearse/rehearse/harness/progress"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
@@ -88,6 +89,8 @@ type Result struct {
 	Report   verdict.Report
 	Loads    map[timeline.ClientKind]load.Summary
 	Outcomes []scenario.Outcome
+	// Checks are the checks judged (to judge the timeline again alike).
+	Checks []string
 	// RevertErr is set when an undo failed: the journal keeps the change
 	// for `rehearse restore`.
 	RevertErr error
@@ -161,6 +164,13 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 	}
 	tl := timeline.New(time.Now())
 	res.Timeline = tl
+	if plan.Out != io.Discard {
+		// Status lines go through the progress display, which shows the
+		// phase, the clients' figures and the current action meanwhile.
+		prog := progress.Start(plan.Out, tl, progress.Options{})
+		defer prog.Stop()
+		plan.Out = prog.Writer()
+	}
 	res.Loads = map[timeline.ClientKind]load.Summary{}
 	var names []string
 	for _, s := range plan.Scenarios {
@@ -203,7 +213,8 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 		if rerr := revertAll(plan, sc); rerr != nil {
 			res.RevertErr = rerr
 		}
-		res.Report = verdict.Judge(tl, *plan.Thresholds, checksOf(plan)...)
+		res.Checks = checksOf(plan)
+		res.Report = verdict.Judge(tl, *plan.Thresholds, res.Checks...)
 	}()
 
 	obs, err = observe.New(plan.Client, tl, plan.App)
