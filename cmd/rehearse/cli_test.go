@@ -98,6 +98,10 @@ func TestHelpExitsZeroAndTouchesNothing(t *testing.T) {
 		{"restore", "--help"},
 		{"image", "node", "--help"},
 		{"engine", "--help"},
+		{"judge", "--help"},
+		{"report", "--help"},
+		{"compare", "--help"},
+		{"trend", "--help"},
 		{"cluster"},
 	} {
 		t.Run(strings.Join(append([]string{"rehearse"}, args...), " "), func(t *testing.T) {
@@ -115,7 +119,7 @@ func TestRootHelpDocumentsExitCodes(t *testing.T) {
 	for _, want := range []string{"Exit codes:", "0  the rehearsal passed", "1  a verdict failed", "2  bad input", "3  the rehearsal could not run", "cannot judge"} {
 		assert.Contains(t, r.stdout, want)
 	}
-	for _, cmd := range []string{"run", "restore", "scenarios", "checks", "cluster", "image", "engine", "completion"} {
+	for _, cmd := range []string{"run", "restore", "scenarios", "checks", "cluster", "image", "engine", "completion", "judge", "report", "compare", "trend"} {
 		assert.Contains(t, r.stdout, "\n  "+cmd+" ", "command %s listed", cmd)
 	}
 }
@@ -153,6 +157,14 @@ func TestBadInputExitsTwoAtOnce(t *testing.T) {
 		{[]string{"restore", "--kubeconfig", "/nonexistent"}, []string{"--kubeconfig /nonexistent"}},
 		{[]string{"restore", "--cluster", "x", "--kubeconfig", "/etc/hostname"}, []string{"not both"}},
 		{[]string{"bogus"}, []string{`unknown command "bogus"`}},
+		{[]string{"judge"}, []string{"takes RUN"}},
+		{[]string{"judge", "/nonexistent/run.json"}, []string{"no such file", "run.json"}},
+		{[]string{"judge", "/etc/hostname"}, []string{"not a run record"}},
+		{[]string{"report", "a", "b"}, []string{"takes RUN", "got 2"}},
+		{[]string{"compare", "/nonexistent"}, []string{"BASELINE and CURRENT"}},
+		{[]string{"compare", "a", "b", "--tolerance", "error_rate"}, []string{"FIGURE=VALUE"}},
+		{[]string{"trend", "/nonexistent"}, []string{"not a directory"}},
+		{[]string{"trend", "/etc", "--judge", "x", "--judge-latest"}, []string{"give one"}},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			t.Parallel()

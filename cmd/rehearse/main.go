@@ -3,6 +3,9 @@
 //
 //	rehearse run                            a rehearsal (make rehearse)
 //	rehearse restore                        undo what interrupted rehearsals left
+//	rehearse judge | report RUN             judge a saved run again; render its reports
+//	rehearse compare BASELINE CURRENT       flag regressions between two runs
+//	rehearse trend DIR                      chart many runs; judge one against its history
 //	rehearse scenarios | checks             what can be rehearsed and judged
 //	rehearse cluster up|smoke|add-worker|remove-node|down
 //	rehearse image node --k8s-version V     build (or find) the kind node image for V
@@ -144,6 +147,10 @@ clients saw.
 		newClusterCmd(stdout, stderr),
 		newImageCmd(stdout, stderr),
 		newEngineCmd(stderr),
+		newJudgeCmd(stdout),
+		newReportCmd(stdout),
+		newCompareCmd(stdout),
+		newTrendCmd(stdout),
 	)
 	return root
 }

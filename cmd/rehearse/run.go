@@ -71,8 +71,11 @@ the end unless --keep.
 Status lines go to stderr (not with --quiet); the summary (loads, steps,
 verdict, a diagnosis and a fix for each failed check) and one final line go
 to stdout: "rehearsal passed", "rehearsal FAILED: N checks failed (...)" or
-"CANNOT JUDGE: <why>". Results are written to --out/<run id>/
-(timeline.jsonl, verdict.txt).
+"CANNOT JUDGE: <why>". Results are written to --out/<run id>/: the run
+record (run.json: the whole timeline and the verdict, for rehearse judge,
+report, compare and trend), verdict.txt, report.html (charts of the
+timeline), junit.xml (for CI test viewers) and summary.md (for a job
+summary or a pull-request comment).
 
 Every change the scenario makes is journaled in the cluster before it is
 made. A first interrupt (Ctrl-C, SIGTERM) stops the load and reverts; the
@@ -120,7 +123,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.DurationVar(&f.recovery, "recovery", rehearsal.DefaultRecovery, "load after the scenario ends")
 	fl.StringSliceVar(&f.checks, "checks", nil, "verdict checks, comma-separated (default: the scenario's own; see: rehearse checks)")
 
-	fl.StringVar(&f.out, "out", "rehearsal-results", "results go to `DIR`/<run id>/ (timeline.jsonl, verdict.txt)")
+	fl.StringVar(&f.out, "out", "rehearsal-results", "results go to `DIR`/<run id>/ (run.json, report.html, junit.xml, summary.md, verdict.txt)")
 	fl.BoolVar(&f.quiet, "quiet", false, "no status lines; only the summary and the final line")
 
 	_ = cmd.MarkFlagFilename("manifests", "yaml", "yml", "json")
@@ -299,6 +302,10 @@ func (f *runFlags) run(cmd *cobra.Command, stdout, stderr io.Writer) error {
 	if res != nil && res.Report.Outcome != "" {
 		fmt.Fprint(stdout, harness.Summary(res))
 	}
+	if res != nil && res.Dir != "" {
+		fmt.Fprintf(stdout, "reports: %s (open in a browser), %s (CI test results), %s (job summary), %s (the run record: rehearse judge|report|compare)\n",
+			res.Files.HTML, res.Files.JUnit, res.Files.Markdown, res.Files.Record)
+	}
 	line, code := conclude(res, runErr, in.work.Err() != nil, closeErr)
 	fmt.Fprintln(stdout, line)
 	return silentExit(code)
@@ -341,28 +348,34 @@ func conclude(res *harness.Result, runErr error, interrupted bool, closeErr erro
 	if closeErr != nil {
 		undone = append(undone, closeErr.Error())
 	}
-	switch res.Report.Outcome {
+	if res.Report.Outcome == verdict.Pass && len(undone) > 0 {
+		return "CANNOT JUDGE: the verdict passed, but " + strings.Join(undone, "; "), exitCannotRun
+	}
+	where := "above"
+	if res.Dir != "" {
+		where = "above and " + res.Dir
+	}
+	line, code := verdictLine(res.Report, where)
+	if code == exitFailed && len(undone) > 0 {
+		line += "; also " + strings.Join(undone, "; ")
+	}
+	return line, code
+}
+
+// verdictLine is the final line and exit code of a verdict; where says
+// where its explanation is.
+func verdictLine(rep verdict.Report, where string) (string, int) {
+	switch rep.Outcome {
 	case verdict.Pass:
-		if len(undone) > 0 {
-			return "CANNOT JUDGE: the verdict passed, but " + strings.Join(undone, "; "), exitCannotRun
-		}
 		return "rehearsal passed", exitPassed
 	case verdict.Fail:
-		where := "above"
-		if res.Dir != "" {
-			where = "above and " + res.Dir
-		}
-		n := len(res.Report.Failed())
-		line := fmt.Sprintf("rehearsal FAILED: %d %s failed (see %s)", n, plural(n, "check", "checks"), where)
-		if len(undone) > 0 {
-			line += "; also " + strings.Join(undone, "; ")
-		}
-		return line, exitFailed
+		n := len(rep.Failed())
+		return fmt.Sprintf("rehearsal FAILED: %d %s failed (see %s)", n, plural(n, "check", "checks"), where), exitFailed
 	}
-	why := res.Report.Reason
+	why := rep.Reason
 	if why == "" {
 		var names []string
-		for _, c := range res.Report.Unjudged() {
+		for _, c := range rep.Unjudged() {
 			names = append(names, c.Name)
 		}
 		why = "no verdict"

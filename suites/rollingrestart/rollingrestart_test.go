@@ -130,7 +130,7 @@ func rehearse(ctx context.Context, t *testing.T, name string, spec appspec.Spec,
 	t.Helper()
 	app := harness.RehearsalApp(spec)
 	app.Namespace = "rr-" + name
-	r := suite.Rehearser(t, append([]harness.Option{harness.WithApp(app), harness.WithRate(rate)}, opts...)...)
+	r := suite.Rehearser(t, append([]harness.Option{harness.WithApp(app), harness.WithRate(rate), harness.WithName(suiteName + "/" + name)}, opts...)...)
 	res, err := r.Rehearse(ctx, harness.RollingRestart())
 	suite.Log(t, res)
 	suite.Record(t, suiteName, name, res)

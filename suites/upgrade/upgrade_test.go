@@ -219,7 +219,7 @@ func rehearseSpec(ctx context.Context, t *testing.T, name string, spec appspec.S
 	t.Helper()
 	app := harness.RehearsalApp(spec)
 	app.Namespace = "ug-" + name
-	r := suite.Rehearser(t, harness.WithApp(app), harness.WithRate(rate))
+	r := suite.Rehearser(t, harness.WithApp(app), harness.WithRate(rate), harness.WithName(suiteName+"/"+name))
 	res, err := r.Rehearse(ctx, harness.Scenario(kind, set))
 	suite.Log(t, res)
 	suite.Record(t, suiteName, name, res)
