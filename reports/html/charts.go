@@ -28,6 +28,9 @@ var kindColors = map[string]string{
 
 var groupColors = []string{"#4e79a7", "#f28e2b", "#59a14f", "#b07aa1", "#edc948", "#76b7b2"}
 
+// colorNames name groupColors for titles that say which line is which.
+var colorNames = []string{"blue", "orange", "green", "purple", "yellow", "teal"}
+
 // tipSeries is one series of a chart as the page's script reads it to show
 // the values under the cursor.
 type tipSeries struct {
@@ -72,6 +75,7 @@ func requestsChart(w *window, idx int, cs clientSeries) (string, []tipSeries) {
 	const h = 120
 	id := chartID(idx, "requests-"+cs.Client.String())
 	per := secs(w.Bucket)
+	perAt := func(b int) float64 { return w.bucketSeconds(b) }
 	kinds := []timeline.ErrorKind{}
 	for _, k := range timeline.ErrorKinds() {
 		if cs.Failed[k] != nil {
@@ -88,9 +92,9 @@ func requestsChart(w *window, idx int, cs clientSeries) (string, []tipSeries) {
 		for _, k := range kinds {
 			t += cs.Failed[k][b]
 		}
-		peak = max(peak, float64(t)/per)
+		peak = max(peak, float64(t)/perAt(b))
 	}
-	top := niceCeil(peak)
+	top := niceCeil(peak * 1.15) // headroom: the phases show above a steady rate
 	s := newChart(id, cs.Client.String()+" client: requests per second, by outcome", w, h, strings.Join(names, " "))
 	s.yAxis(top, "/s")
 	s.openPlot(w)
@@ -117,14 +121,14 @@ func requestsChart(w *window, idx int, cs clientSeries) (string, []tipSeries) {
 			}
 			for i := range tips {
 				if tips[i].Name == name {
-					tips[i].Values[b] = float64(v) / per
+					tips[i].Values[b] = float64(v) / perAt(b)
 				}
 			}
 			if v == 0 {
 				continue
 			}
-			y0 := float64(h) * float64(below) / per / top
-			y1 := float64(h) * float64(below+v) / per / top
+			y0 := float64(h) * float64(below) / perAt(b) / top
+			y1 := float64(h) * float64(below+v) / perAt(b) / top
 			x := secs(w.From + time.Duration(b)*w.Bucket)
 			fmt.Fprintf(&s.b, `<rect x="%s" y="%s" width="%s" height="%s"/>`, num(x), num(float64(h)-y1), num(per), num(y1-y0))
 		}
@@ -149,7 +153,12 @@ func latencyChart(w *window, idx int) (string, []tipSeries) {
 	for _, cs := range w.Clients {
 		names = append(names, cs.Client.String()+"-p50", cs.Client.String()+"-p99")
 	}
-	s := newChart(id, "latency of successful requests (p50 dashed, p99 solid)", w, h, strings.Join(names, " "))
+	var who []string
+	for ci, cs := range w.Clients {
+		who = append(who, cs.Client.String()+" "+colorNames[ci%len(colorNames)])
+	}
+	title := "latency of successful requests, " + strings.Join(who, ", ") + " (p50 dashed, p99 solid)"
+	s := newChart(id, title, w, h, strings.Join(names, " "))
 	s.yAxis(top, "ms")
 	s.openPlot(w)
 	var tips []tipSeries

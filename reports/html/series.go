@@ -19,21 +19,27 @@ import (
 // embedded one by one).
 const maxBuckets = 1200
 
-// bucketSizes are the slice lengths a window may use, the shortest that
-// gives at most maxBuckets slices.
+// minPerBucket is how many requests of one client a slice should hold: a
+// slice of 10 requests at a steady rate shows a count that jitters by 10 %
+// from slice to slice, noise that looks like failures; 50 keep it at 2 %.
+const minPerBucket = 50
+
+// bucketSizes are the slice lengths a window may use: the shortest that
+// holds minPerBucket requests of a client at the planned rate and gives at
+// most maxBuckets slices.
 var bucketSizes = []time.Duration{
 	100 * time.Millisecond, 200 * time.Millisecond, 250 * time.Millisecond, 500 * time.Millisecond,
 	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 15 * time.Second, 30 * time.Second,
 	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute,
 }
 
-func bucketFor(span time.Duration) time.Duration {
+func bucketFor(span time.Duration, rate int) time.Duration {
 	for _, b := range bucketSizes {
-		if span/b <= maxBuckets {
+		if span/b <= maxBuckets && (rate <= 0 || float64(rate)*b.Seconds() >= minPerBucket) {
 			return b
 		}
 	}
-	return span / maxBuckets
+	return max(span/maxBuckets, bucketSizes[len(bucketSizes)-1])
 }
 
 // window is the part of the timeline one scenario's charts show: its
@@ -138,7 +144,7 @@ func windows(r *record.Record, s *timeline.Snapshot) []window {
 		if to <= from {
 			to = from + time.Second
 		}
-		w := window{Scenario: id, From: from, To: to, Bucket: bucketFor(to - from), MinReady: r.Thresholds.MinReadyEndpoints}
+		w := window{Scenario: id, From: from, To: to, Bucket: bucketFor(to-from, r.Plan.Rate), MinReady: r.Thresholds.MinReadyEndpoints}
 		for _, p := range phases {
 			if p.End > from && p.Start < to {
 				w.Phases = append(w.Phases, p)
@@ -198,6 +204,13 @@ func fill(w *window, r *record.Record, s *timeline.Snapshot) {
 	w.NodeGroups = nodeGroups(w, r, s)
 	w.Pods, w.Unassigned = podLanes(w, r, s, reqs)
 	w.Marks = marks(w, s)
+}
+
+// bucketSeconds is how long slice b is: the last one may be cut by the
+// window's end, and its rate is over what it covers.
+func (w *window) bucketSeconds(b int) float64 {
+	from := w.From + time.Duration(b)*w.Bucket
+	return secs(min(w.Bucket, w.To-from))
 }
 
 func (w *window) mid(b int) time.Duration { return w.From + time.Duration(b)*w.Bucket + w.Bucket/2 }

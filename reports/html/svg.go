@@ -94,7 +94,7 @@ func (s *svg) yAxis(top float64, unit string) {
 
 // label writes a lane label left of the plot, at pixel row y of the plot.
 func (s *svg) label(y int, text, tip string) {
-	fmt.Fprintf(&s.b, `<text class="lane" x="%d" y="%d">%s<title>%s</title></text>`, marginLeft-6, marginTop+y+4, esc(shorten(text, 30)), esc(tip))
+	fmt.Fprintf(&s.b, `<text class="lane" x="%d" y="%d">%s<title>%s</title></text>`, marginLeft-6, marginTop+y+4, esc(shorten(text, 28)), esc(tip))
 }
 
 // end closes the chart with its time axis.
@@ -162,10 +162,12 @@ func niceCeil(v float64) float64 {
 	return 10 * p
 }
 
+// shorten keeps the end of a long label, where pod names differ
+// ("…54576b6474-rkwsk").
 func shorten(s string, n int) string {
 	r := []rune(s)
 	if len(r) <= n {
 		return s
 	}
-	return string(r[:n-1]) + "…"
+	return "…" + string(r[len(r)-n+1:])
 }
