@@ -20,6 +20,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/scenario"
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/scenarios/cordon"
+	"github.com/kube-rehearse/rehearse/scenarios/dns"
 	"github.com/kube-rehearse/rehearse/scenarios/drain"
 	"github.com/kube-rehearse/rehearse/scenarios/restart"
 	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
@@ -92,6 +93,56 @@ var kinds = []Kind{
 				node = n
 			}
 			return drain.Scenario(node, s.duration("timeout", 30*time.Minute)), s.err()
+		},
+	},
+	{
+		Name:    dns.KindOutage,
+		Summary: "no CoreDNS pod answers for a while (its Deployment scaled to 0), then it is scaled back",
+		Settings: map[string]string{
+			"hold": "how long name resolution is down (default " + dns.DefaultHold.String() + ")",
+		},
+		build: func(_ context.Context, _ Env, s settings) (scenario.Scenario, error) {
+			return dns.Outage(s.duration("hold", dns.DefaultHold)), s.err()
+		},
+	},
+	{
+		Name:    dns.KindMisconfig,
+		Summary: "CoreDNS misconfigured for a while: its Corefile forwards to a dead upstream, or answers SERVFAIL for a zone; restored byte for byte",
+		Settings: map[string]string{
+			"mode": "dead-upstream (names outside the cluster fail) or servfail (default: every name of zone fails)",
+			"zone": "the zone that answers SERVFAIL (default svc.cluster.local: every Service name)",
+			"hold": "how long the misconfiguration lasts (default " + dns.DefaultHold.String() + ")",
+		},
+		build: func(_ context.Context, _ Env, s settings) (scenario.Scenario, error) {
+			sc, err := dns.Misconfig(s.str("mode", dns.ModeServfail), s.str("zone", "svc.cluster.local"), s.duration("hold", dns.DefaultHold))
+			if err != nil {
+				return scenario.Scenario{}, err
+			}
+			return sc, s.err()
+		},
+	},
+	{
+		Name:    dns.KindDrop,
+		Summary: "DNS packets from the pods of chosen nodes dropped for a while (a packet-filter rule in each node), then the rules removed",
+		Settings: map[string]string{
+			"nodes": "comma-separated nodes (default: every worker running the app's pods)",
+			"hold":  "how long the packets are dropped (default " + dns.DefaultHold.String() + ")",
+		},
+		build: func(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
+			var nodes []string
+			for _, n := range strings.Split(s.str("nodes", ""), ",") {
+				if n = strings.TrimSpace(n); n != "" {
+					nodes = append(nodes, n)
+				}
+			}
+			if len(nodes) == 0 {
+				ns, err := appWorkers(ctx, env)
+				if err != nil {
+					return scenario.Scenario{}, err
+				}
+				nodes = ns
+			}
+			return dns.Drop(nodes, s.duration("hold", dns.DefaultHold)), s.err()
 		},
 	},
 	{
@@ -185,6 +236,11 @@ func CheckSettings(name string, set map[string]string) error {
 			return err
 		}
 	}
+	if name == dns.KindMisconfig {
+		if _, err := dns.Misconfig(s.str("mode", dns.ModeServfail), s.str("zone", "svc.cluster.local"), time.Second); err != nil {
+			return err
+		}
+	}
 	for key := range set {
 		if key == "timeout" || key == "hold" {
 			s.duration(key, 0)
@@ -212,6 +268,7 @@ func Build(ctx context.Context, name string, set map[string]string, env Env) (sc
 func Undos(t target.Target) *journal.Registry {
 	reg := journal.NewRegistry()
 	upgrade.RegisterUndos(reg, t)
+	dns.RegisterUndos(reg, t)
 	return reg
 }
 
@@ -279,6 +336,30 @@ func firstWorker(ctx context.Context, t target.Target) (string, error) {
 	}
 	sort.Strings(workers)
 	return workers[0], nil
+}
+
+// appWorkers are the workers running the app's pods, sorted.
+func appWorkers(ctx context.Context, env Env) ([]string, error) {
+	if env.Target == nil || env.Namespace == "" {
+		return nil, fmt.Errorf("no node given: set nodes=NAME[,NAME]")
+	}
+	pods, err := env.Target.Client().CoreV1().Pods(env.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var out []string
+	for _, p := range pods.Items {
+		if n := p.Spec.NodeName; n != "" && p.DeletionTimestamp == nil && !seen[n] {
+			seen[n] = true
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no pod of the app runs on a node yet: set nodes=NAME[,NAME]")
+	}
+	sort.Strings(out)
+	return out, nil
 }
 
 // busiestWorker is the worker running most of the app's pods (the first by

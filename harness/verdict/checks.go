@@ -22,6 +22,7 @@ const (
 	CheckGracefulShutdown = "graceful-shutdown" // deleted pods lost nothing and exited in time
 	CheckDrain            = "drain"             // every drained node was emptied; PodDisruptionBudget refusals named
 	CheckUpgrade          = "upgrade"           // an upgrade's figures: per node, per batch, total, extrapolated
+	CheckDNS              = "dns"               // what broken name resolution cost, and how fast the app recovered
 )
 
 // checker judges one aspect of a rehearsal.
@@ -45,6 +46,7 @@ var checkers = map[string]checker{
 	CheckGracefulShutdown: {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.shutdownCheck(w) }},
 	CheckDrain:            {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.drainCheck(w) }},
 	CheckUpgrade:          {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.upgradeCheck(w) }},
+	CheckDNS:              {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.dnsCheck(w) }},
 }
 
 // DefaultChecks are the checks of a rehearsal that replaces pods (a

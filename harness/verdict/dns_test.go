@@ -1,0 +1,107 @@
+package verdict_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+	tt "github.com/kube-rehearse/rehearse/harness/timeline/timelinetest"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
+)
+
+// dnsRun is a DNS rehearsal: three pods serving, resolution broken from
+// 7 s to 17 s (the fault phase is 5-20 s, recovery 20-25 s). fail decides
+// what a request sent at an offset meets: 0 for a success, or the status
+// the app answers and what it says went wrong downstream.
+func dnsRun(fail func(at time.Duration) (int, string)) *tt.Builder {
+	b := tt.New()
+	for i, pod := range []string{"web-1", "web-2", "web-3"} {
+		b.PodStart(pod, "kind-worker", "10.244.1."+string(rune('1'+i)), 0, S(0.5))
+	}
+	b.Phase(timeline.PhaseBaseline, 0, S(5)).Phase(timeline.PhaseFault, S(5), S(20)).Phase(timeline.PhaseRecovery, S(20), S(25))
+	b.Event(timeline.Event{Offset: S(7), Kind: timeline.EvFaultInjected, Name: "coredns-outage", Detail: "scale kube-system/coredns from 2 to 0 replicas"})
+	b.Event(timeline.Event{Offset: S(17), Kind: timeline.EvFaultReverted, Name: "coredns-outage", Detail: "scale kube-system/coredns from 2 to 0 replicas"})
+	b.TL.SetMeta(verdict.RateMetaKey(timeline.ClientGateway), "100")
+	pods := []string{"web-1", "web-2", "web-3"}
+	n := 0
+	for at := time.Duration(0); at < S(25); at += 10 * time.Millisecond {
+		pod := pods[n%3]
+		n++
+		r := timeline.Request{Offset: at, Latency: 2 * time.Millisecond, Code: 200, Pod: pod, Client: timeline.ClientGateway, Via: timeline.ViaRoute}
+		if code, down := fail(at); code != 0 {
+			r.Code, r.Err, r.ErrText, r.Downstream = code, timeline.ErrHTTP5xx, "502 Bad Gateway", down
+		}
+		b.Request(r)
+	}
+	return b
+}
+
+func judgeDNS(t *testing.T, b *tt.Builder) verdict.Check {
+	t.Helper()
+	rep := verdict.Judge(b.TL, verdict.DefaultThresholds(), verdict.CheckLoad, verdict.CheckBaseline, verdict.CheckErrorRate, verdict.CheckDNS)
+	c, ok := rep.Check(verdict.CheckDNS)
+	require.True(t, ok)
+	return c
+}
+
+func TestDNSResilientAppPasses(t *testing.T) {
+	c := judgeDNS(t, dnsRun(func(time.Duration) (int, string) { return 0, "" }))
+	assert.Equal(t, verdict.Pass, c.Status, c.Summary)
+	assert.Contains(t, c.Summary, "no request failed while name resolution was broken for 10 s")
+	f, _ := c.Figure("broken_for")
+	assert.Equal(t, 10.0, f.Value)
+}
+
+func TestDNSFragileAppFailsWithClass6(t *testing.T) {
+	// Every request fails while resolution is broken, and for 1.5 s after.
+	b := dnsRun(func(at time.Duration) (int, string) {
+		if at >= S(7) && at < S(18.5) {
+			return 502, "dns"
+		}
+		return 0, ""
+	})
+	c := judgeDNS(t, b)
+	require.Equal(t, verdict.Fail, c.Status, c.Summary)
+	require.NotNil(t, c.Diagnosis)
+	assert.Equal(t, verdict.ClassDNS, c.Diagnosis.Class)
+	rec, _ := c.Figure("recovery_after_repair")
+	assert.InDelta(t, 1.49, rec.Value, 0.02, "the last failure came about 1.5 s after the repair")
+	said, _ := c.Figure("failed_said_dns")
+	assert.Equal(t, 1150.0, said.Value)
+	text := strings.Join(evidenceTexts(c.Diagnosis), "\n")
+	assert.Contains(t, text, "the app said a name did not resolve for 1150 of them")
+	assert.Contains(t, text, "no pod went NotReady meanwhile")
+	assert.Contains(t, c.Diagnosis.Fix, "serve stale")
+}
+
+// An app that does not say why it failed is judged by when it failed.
+func TestDNSFailuresWithoutTheAppsWordAreTheFaults(t *testing.T) {
+	c := judgeDNS(t, dnsRun(func(at time.Duration) (int, string) {
+		if at >= S(8) && at < S(16) {
+			return 500, ""
+		}
+		return 0, ""
+	}))
+	require.Equal(t, verdict.Fail, c.Status)
+	assert.Contains(t, evidenceTexts(c.Diagnosis)[0], "the app did not say why")
+}
+
+func TestDNSWithoutAFaultCannotJudge(t *testing.T) {
+	b := tt.New()
+	b.Phase(timeline.PhaseBaseline, 0, S(5)).Phase(timeline.PhaseFault, S(5), S(20))
+	rep := verdict.Judge(b.TL, verdict.DefaultThresholds(), verdict.CheckDNS)
+	c, _ := rep.Check(verdict.CheckDNS)
+	assert.Equal(t, verdict.CannotJudge, c.Status)
+}
+
+func evidenceTexts(d *verdict.Diagnosis) []string {
+	var out []string
+	for _, e := range d.Evidence {
+		out = append(out, e.Text)
+	}
+	return out
+}
