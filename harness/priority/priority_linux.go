@@ -30,10 +30,18 @@ func Raise() (*Raised, error) {
 		_ = setThreads(threadsWas)
 		return nil, err
 	}
-	return &Raised{Detail: fmt.Sprintf("nice %d (was %d); %s", Nice, threadsWas, group.detail), restore: func() {
-		group.restore()
+	return &Raised{Detail: fmt.Sprintf("nice %d (was %d); %s", Nice, threadsWas, group.detail), restore: undo(group, threadsWas)}, nil
+}
+
+// undo puts the group and the threads back. A group left as is (no
+// autogroup, a shared hierarchy) has nothing to restore.
+func undo(group groupChange, threadsWas int) func() {
+	return func() {
+		if group.restore != nil {
+			group.restore()
+		}
 		_ = setThreads(threadsWas)
-	}}, nil
+	}
 }
 
 // groupChange is how the process's CPU group was raised and how to undo it.

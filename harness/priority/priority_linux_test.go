@@ -161,3 +161,11 @@ func TestRaiseCgroupLeavesSharedHierarchiesAlone(t *testing.T) {
 		assert.Nil(t, g.restore)
 	}
 }
+
+// TestUndoAGroupLeftAsIs is what a CI runner without autogroups meets:
+// the group was not changed, so undoing it must only reset the threads.
+func TestUndoAGroupLeftAsIs(t *testing.T) {
+	was := current(t)
+	assert.NotPanics(t, undo(groupChange{detail: "it belongs to no autogroup"}, was.nice))
+	assert.Equal(t, was, current(t))
+}
