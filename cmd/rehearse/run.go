@@ -29,8 +29,9 @@ type runFlags struct {
 	workers int
 	keep    bool
 
-	preset    string
-	noHeaders bool
+	preset         string
+	noHeaders      bool
+	withDependency bool
 
 	manifests  string
 	archives   []string
@@ -105,6 +106,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 
 	fl.StringVar(&f.preset, "preset", string(appspec.PresetWellBehaved), "the rehearsal app's variant: "+strings.Join(presetNames(), ", "))
 	fl.BoolVar(&f.noHeaders, "no-headers", false, "the rehearsal app without its attribution headers (X-Pod-Name...), as a user's app: errors are attributed by correlation")
+	fl.BoolVar(&f.withDependency, "with-dependency", false, "the rehearsal app calls a dependency (deployed beside it) by its cluster name on every request: for the DNS scenarios")
 
 	fl.StringVar(&f.manifests, "manifests", "", "your own app instead of the rehearsal app: `PATH` of a YAML file, a directory of them, or a kustomize directory")
 	fl.StringSliceVar(&f.archives, "image-archive", nil, "with --manifests: image archives (docker save, OCI tar) your manifests use, comma-separated; loaded into every node")
@@ -177,11 +179,14 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 			if f.noHeaders {
 				spec = spec.WithoutAttributionHeaders()
 			}
+			if f.withDependency {
+				spec = spec.WithDependency()
+			}
 			app = harness.RehearsalApp(spec)
 		}
 	} else {
-		if changed("preset") || f.noHeaders {
-			bad("--preset and --no-headers choose the rehearsal app: drop them with --manifests (your own app)")
+		if changed("preset") || f.noHeaders || f.withDependency {
+			bad("--preset, --no-headers and --with-dependency choose the rehearsal app: drop them with --manifests (your own app)")
 		}
 		if _, err := os.Stat(f.manifests); err != nil {
 			bad("--manifests %s: %v: give a YAML file, a directory of them, or a kustomize directory", f.manifests, errors.Unwrap(err))

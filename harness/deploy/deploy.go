@@ -49,6 +49,22 @@ func App(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, spe
 	if err != nil {
 		return Deployed{}, err
 	}
+	// The dependency serves before the app calls it: the app's first
+	// requests would fail otherwise, and the baseline with them.
+	if d := spec.Dependency; d != nil {
+		dep := *d
+		dep.Namespace = spec.Namespace
+		dm, err := dep.Manifests()
+		if err != nil {
+			return Deployed{}, err
+		}
+		if err := ap.ApplyTyped(ctx, dep.Namespace, dm.Objects()...); err != nil {
+			return Deployed{}, err
+		}
+		if err := WaitAvailable(ctx, client, dep.Namespace, dep.Name); err != nil {
+			return Deployed{}, fmt.Errorf("the app's dependency: %w", err)
+		}
+	}
 	if err := ap.ApplyTyped(ctx, spec.Namespace, manifests.Objects()...); err != nil {
 		return Deployed{}, err
 	}

@@ -270,6 +270,14 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 	if err := phase(ctx, tl, timeline.PhaseBaseline, func() error { return sleep(ctx, plan.Baseline) }); err != nil {
 		return res, err
 	}
+	// A baseline that cannot be judged (not clean, a starved client) makes
+	// the whole rehearsal unjudgeable: the scenarios would disturb the
+	// cluster and cost minutes for nothing. Say so now and stop.
+	if gate := judgeUpTo(tl, timeline.PhaseBaseline, *plan.Thresholds, verdict.CheckLoad, verdict.CheckBaseline); gate.Outcome == verdict.CannotJudge {
+		tl.Note("scenarios not run: " + gate.Reason)
+		fmt.Fprintf(plan.Out, "  the scenarios are not run: %s\n", gate.Reason)
+		return res, nil
+	}
 	for _, s := range plan.Scenarios {
 		id := ""
 		if len(plan.Scenarios) > 1 {
@@ -301,6 +309,27 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 		}
 	}
 	return res, nil
+}
+
+// judgeUpTo judges what the timeline recorded until the end of the named
+// phase: requests sent after it (a moment later, while the judging starts)
+// would otherwise read as a phase of their own, too short to reach its
+// rate.
+func judgeUpTo(tl *timeline.Timeline, phase string, th verdict.Thresholds, checks ...string) verdict.Report {
+	s := tl.Snapshot()
+	end := s.End()
+	for _, p := range s.Phases() {
+		if p.Name == phase {
+			end = p.End
+		}
+	}
+	s.Requests = s.RequestsIn(0, end)
+	n := 0
+	for n < len(s.Events) && s.Events[n].Offset <= end {
+		n++
+	}
+	s.Events = s.Events[:n]
+	return verdict.JudgeSnapshot(&s, th, checks...)
 }
 
 // checksOf is the plan's checks: given ones, else the first scenario's,

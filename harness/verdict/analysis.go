@@ -242,8 +242,10 @@ func (a *analysis) scanPhases() {
 		}
 		a.windows = append(a.windows, w)
 	}
-	if len(a.windows) == 0 {
-		// A timeline without phases is judged as one window: all of it.
+	if len(a.windows) == 0 && !a.hasBase {
+		// A timeline without phases is judged as one window: all of it. One
+		// that has a baseline and no fault (a rehearsal stopped before its
+		// scenario) has no window: only the baseline is judged.
 		end := a.s.End()
 		if n := len(a.s.Requests); n > 0 {
 			end = max(end, a.s.Requests[n-1].Offset+1)

@@ -108,8 +108,9 @@ func (a *analysis) dnsCheck(w *window) Check {
 		"%d of %d requests failed from %s to %s, while name resolution was broken; %s", failed, sent, fmtAt(broke), fmtAt(fixed), told)})
 	if after > 0 {
 		d.Evidence = append(d.Evidence, Evidence{At: fixed, Until: lastFail, Count: after, Text: fmt.Sprintf(
-			"%d requests failed after the repair at %s, the last %s later: the app recovered only when %s", after, fmtAt(fixed), dur(recovery),
-			"its failed lookups ran out")})
+			"%d requests failed after the repair at %s, the last %s later: resolution came back for the app only then "+
+				"(the repaired DNS server's endpoints reach the nodes' proxies late); a retry with backoff would have bridged it",
+			after, fmtAt(fixed), dur(recovery))})
 	}
 	if notReady == 0 {
 		d.Evidence = append(d.Evidence, Evidence{At: broke, Until: fixed, Text: "no pod went NotReady meanwhile: its readiness did not show the broken dependency (which is right for a shared dependency: taking every pod out would make it worse), so the app must absorb the failure itself"})

@@ -105,3 +105,40 @@ func evidenceTexts(d *verdict.Diagnosis) []string {
 	}
 	return out
 }
+
+// The rehearsal asks, right after the baseline, whether it can be judged
+// at all: a clean baseline with no fault phase yet is not "cannot judge".
+func TestTheGateBeforeTheFault(t *testing.T) {
+	b := dnsRun(func(time.Duration) (int, string) { return 0, "" })
+	cut := tt.New()
+	snap := b.Snapshot()
+	for _, e := range snap.Events {
+		if e.Offset < S(5) && e.Kind != timeline.EvFaultInjected {
+			cut.Event(e)
+		}
+	}
+	cut.TL.EndPhaseAt(timeline.PhaseBaseline, S(5))
+	for _, r := range snap.Requests {
+		if r.Offset < S(5) {
+			cut.Request(r)
+		}
+	}
+	cut.TL.SetMeta(verdict.RateMetaKey(timeline.ClientGateway), "100")
+	rep := verdict.Judge(cut.TL, verdict.DefaultThresholds(), verdict.CheckLoad, verdict.CheckBaseline)
+	assert.NotEqual(t, verdict.CannotJudge, rep.Outcome, rep.String())
+
+	dirty := tt.New()
+	for _, e := range cut.Snapshot().Events {
+		dirty.Event(e)
+	}
+	for i, r := range cut.Snapshot().Requests {
+		if i%20 == 0 {
+			r.Code, r.Err = 500, timeline.ErrHTTP5xx
+		}
+		dirty.Request(r)
+	}
+	dirty.TL.SetMeta(verdict.RateMetaKey(timeline.ClientGateway), "100")
+	rep = verdict.Judge(dirty.TL, verdict.DefaultThresholds(), verdict.CheckLoad, verdict.CheckBaseline)
+	assert.Equal(t, verdict.CannotJudge, rep.Outcome)
+	assert.Contains(t, rep.Reason, "baseline not clean")
+}

@@ -41,6 +41,7 @@ const (
 	ConfigMap   = "coredns"
 	CorefileKey = "Corefile"
 	podLabel    = "k8s-app=kube-dns"
+	dnsService  = "kube-dns"
 )
 
 // Misconfiguration modes.

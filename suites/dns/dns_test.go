@@ -1,0 +1,177 @@
+// Package dns rehearses broken name resolution (catalogue class 6) under
+// two kinds of client at 200 requests per second each. The rehearsal app
+// calls a dependency (another Deployment, by its Service's cluster name)
+// on every request, and each fault is rehearsed against two variants of it:
+//
+//   - the resilient app caches resolved addresses for 30 s, keeps using
+//     expired ones while it looks them up again, and retries: it passes
+//     every fault with zero failed requests;
+//   - the fragile app (preset no-retry) resolves on every request and does
+//     not retry: it fails the dns check with class 6, with and without
+//     telling the harness why (its X-Downstream-Error header).
+//
+// The dependency is deployed with each app, in its namespace (appspec's
+// WithDependency). The faults: CoreDNS scaled to 0 (coredns-outage), CoreDNS answering
+// SERVFAIL for svc.cluster.local (coredns-misconfig), and DNS packets
+// from the app's nodes dropped (dns-drop). After every rehearsal the
+// cluster is as before: the Corefile byte for byte, CoreDNS's replicas,
+// each node's packet filter (raw table) and resolver file.
+package dns
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/e2e-framework/pkg/envconf"
+	"sigs.k8s.io/e2e-framework/pkg/features"
+
+	"github.com/kube-rehearse/rehearse/fixtures/appspec"
+	"github.com/kube-rehearse/rehearse/harness"
+	"github.com/kube-rehearse/rehearse/harness/journal"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
+	"github.com/kube-rehearse/rehearse/scenarios/dns"
+	"github.com/kube-rehearse/rehearse/suites/suite"
+)
+
+const (
+	suiteName = "dns"
+	rate      = 200 // per client kind
+	hold      = "10s"
+)
+
+func TestMain(m *testing.M) { os.Exit(suite.Main(m, "rehearse-dns", suite.Options{})) }
+
+var cases = []struct {
+	name     string
+	scenario string
+	set      map[string]string
+}{
+	{"outage", dns.KindOutage, map[string]string{"hold": hold}},
+	{"servfail", dns.KindMisconfig, map[string]string{"mode": dns.ModeServfail, "zone": "svc.cluster.local", "hold": hold}},
+	{"drop", dns.KindDrop, map[string]string{"hold": hold}},
+}
+
+func TestDNS(t *testing.T) {
+	var fs []features.Feature
+	for _, c := range cases {
+		for _, v := range []struct {
+			variant string
+			preset  appspec.Preset
+			headers bool
+		}{{"resilient", appspec.PresetWellBehaved, true}, {"fragile", appspec.PresetNoRetry, true}, {"fragile-noheaders", appspec.PresetNoRetry, false}} {
+			if v.variant == "fragile-noheaders" && c.name != "outage" {
+				continue // once is enough to show the timing alone convicts
+			}
+			name := c.name + "-" + v.variant
+			what := "the " + v.variant + " app fails the dns check with class 6"
+			if v.variant == "resilient" {
+				what = "the resilient app passes with zero failed requests"
+			}
+			fs = append(fs, features.New(name).Assess(what, func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				before := clusterDNS(ctx, t)
+				spec, err := appspec.PresetSpec(v.preset, appspec.Image)
+				require.NoError(t, err)
+				spec = spec.WithDependency()
+				// A lookup whose packets are dropped never answers: one
+				// attempt gives up after 1 s, inside the clients' timeout.
+				spec.App.DownstreamTimeout = time.Second
+				if !v.headers {
+					spec = spec.WithoutAttributionHeaders()
+				}
+				res := rehearse(ctx, t, name, spec, c.scenario, c.set)
+				d, ok := res.Report.Check(verdict.CheckDNS)
+				require.True(t, ok)
+				if v.variant == "resilient" {
+					require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+					for _, k := range timeline.ClientKinds() {
+						assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
+					}
+				} else {
+					require.Equal(t, verdict.Fail, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+					require.Equal(t, verdict.Fail, d.Status, d.Summary)
+					require.NotNil(t, d.Diagnosis)
+					assert.Equal(t, verdict.ClassDNS, d.Diagnosis.Class)
+					said, _ := d.Figure("failed_said_dns")
+					if v.headers && c.name != "drop" {
+						assert.Positive(t, said.Value, "the app said which failures were DNS")
+					}
+					if !v.headers {
+						assert.Zero(t, said.Value)
+						assert.Contains(t, d.Diagnosis.Evidence[0].Text, "did not say why")
+					}
+				}
+				broken, _ := d.Figure("broken_for")
+				recovery, _ := d.Figure("recovery_after_repair")
+				t.Logf("name resolution broken for %.1f s; the last failure %.3f s after the repair", broken.Value, recovery.Value)
+				assert.Equal(t, before, clusterDNS(ctx, t), "the cluster's DNS is as it was")
+				return ctx
+			}).Feature())
+		}
+	}
+	suite.Env.Test.Test(t, fs...)
+}
+
+// rehearse deploys spec in its own namespace and rehearses a DNS scenario.
+func rehearse(ctx context.Context, t *testing.T, name string, spec appspec.Spec, kind string, set map[string]string) *harness.Result {
+	t.Helper()
+	app := harness.RehearsalApp(spec)
+	app.Namespace = "dns-" + name
+	r := suite.Rehearser(t, harness.WithApp(app), harness.WithRate(rate), harness.WithName(suiteName+"/"+name))
+	res, err := r.Rehearse(ctx, harness.Scenario(kind, set))
+	suite.Log(t, res)
+	suite.Record(t, suiteName, name, res)
+	t.Cleanup(func() {
+		_ = suite.Env.Target.Client().CoreV1().Namespaces().Delete(context.Background(), app.Namespace, metav1.DeleteOptions{})
+	})
+	require.NoError(t, err)
+	left, err := journal.Leftovers(ctx, suite.Env.Target.Client(), journal.Force())
+	require.NoError(t, err)
+	assert.Empty(t, left, "nothing left in the journal")
+	return res
+}
+
+// clusterDNS is what a DNS fault changes and its revert must put back:
+// the Corefile, CoreDNS's replicas, and on every node its resolver file
+// and its packet filter's raw table.
+func clusterDNS(ctx context.Context, t *testing.T) map[string]string {
+	t.Helper()
+	cs := suite.Env.Target.Client()
+	out := map[string]string{}
+	cm, err := cs.CoreV1().ConfigMaps(dns.Namespace).Get(ctx, dns.ConfigMap, metav1.GetOptions{})
+	require.NoError(t, err)
+	out["Corefile"] = cm.Data[dns.CorefileKey]
+	d, err := cs.AppsV1().Deployments(dns.Namespace).Get(ctx, dns.Deployment, metav1.GetOptions{})
+	require.NoError(t, err)
+	out["coredns replicas"] = fmt.Sprint(*d.Spec.Replicas)
+	nodes, err := suite.Env.Target.Nodes(ctx)
+	require.NoError(t, err)
+	for _, n := range nodes {
+		resolv, err := suite.Env.Target.Exec(ctx, n.Name, nil, "cat", "/etc/resolv.conf")
+		require.NoError(t, err)
+		out[n.Name+" resolv.conf"] = string(resolv)
+		raw, err := suite.Env.Target.Exec(ctx, n.Name, nil, "iptables-save", "-t", "raw")
+		require.NoError(t, err)
+		out[n.Name+" iptables raw"] = withoutComments(string(raw))
+	}
+	return out
+}
+
+// withoutComments drops iptables-save's comment lines (they carry the time
+// of the dump).
+func withoutComments(s string) string {
+	var keep []string
+	for _, l := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(l, "#") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "\n")
+}
