@@ -18,26 +18,10 @@ import (
 // end. An app that does not say why it failed is judged by that
 // correlation alone: its failures in that interval are the fault's.
 func (a *analysis) dnsCheck(w *window) Check {
-	var broke, fixed time.Duration = -1, -1
-	for _, e := range a.windowEvents(w) {
-		switch e.Kind {
-		case timeline.EvFaultInjected:
-			if broke < 0 {
-				broke = e.Offset
-			}
-		case timeline.EvFaultReverted:
-			if broke >= 0 {
-				fixed = e.Offset
-			}
-		}
-	}
+	broke, fixed, repaired := a.dnsBroken(w)
 	if broke < 0 {
 		return cannotJudge("", "no change was made in this window, so name resolution was never broken",
 			"check the scenario's steps: the one that breaks resolution did not run")
-	}
-	repaired := fixed >= 0
-	if !repaired {
-		fixed = w.to()
 	}
 
 	var sent, failed, saidDNS, after int
@@ -121,6 +105,59 @@ func (a *analysis) dnsCheck(w *window) Check {
 	d.Fix = "resolve less and survive a failed lookup: cache resolved addresses and keep using them when a lookup fails (serve stale), retry a failed lookup with backoff, and keep connections to dependencies pooled; on the platform, run CoreDNS with at least 2 replicas and a PodDisruptionBudget, consider a node-local DNS cache, and check what a node image or a security rule does to DNS (the node's /etc/resolv.conf, port 53 UDP and TCP) before it reaches production"
 	c.Diagnosis = d
 	return c
+}
+
+// dnsBroken is when name resolution was broken in the window: from its
+// first FaultInjected to its last FaultReverted (the window's end when
+// nothing was reverted; repaired says which). broke is -1 when nothing was
+// broken.
+func (a *analysis) dnsBroken(w *window) (broke, fixed time.Duration, repaired bool) {
+	broke, fixed = -1, -1
+	for _, e := range a.windowEvents(w) {
+		switch e.Kind {
+		case timeline.EvFaultInjected:
+			if broke < 0 {
+				broke = e.Offset
+			}
+		case timeline.EvFaultReverted:
+			if broke >= 0 {
+				fixed = e.Offset
+			}
+		}
+	}
+	if broke < 0 {
+		return -1, -1, false
+	}
+	if fixed < 0 {
+		return broke, w.to(), false
+	}
+	return broke, fixed, true
+}
+
+// blameDNSByTiming attributes to name resolution the failures that nothing
+// else explains and that came while resolution was broken: a request the
+// client gave up on before the app could say why (its lookup hung), or an
+// app that never says why. It runs when the dns check is asked for, that
+// is when the rehearsal broke name resolution on purpose; the other checks
+// then tell the same story as the dns check.
+func (a *analysis) blameDNSByTiming() {
+	for wi := range a.windows {
+		w := &a.windows[wi]
+		broke, fixed, _ := a.dnsBroken(w)
+		if broke < 0 {
+			continue
+		}
+		for k := range a.attrs {
+			at := &a.attrs[k]
+			r := &a.s.Requests[at.Request]
+			if r.Offset < broke || r.Offset >= fixed || !w.contains(r.Offset) {
+				continue
+			}
+			if at.Cause == CauseAppError || at.Cause == CauseUnexplained {
+				at.Cause = CauseDNS
+			}
+		}
+	}
 }
 
 // podsNotReadyBetween counts the app's pods whose Ready condition went

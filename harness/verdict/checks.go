@@ -2,6 +2,7 @@ package verdict
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 
@@ -101,6 +102,9 @@ func JudgeSnapshot(s *timeline.Snapshot, th Thresholds, checks ...string) Report
 		checks = DefaultChecks
 	}
 	a := analyse(s, th)
+	if slices.Contains(checks, CheckDNS) {
+		a.blameDNSByTiming()
+	}
 	var r Report
 	var gate *Check
 	for _, name := range checks {

@@ -90,6 +90,29 @@ func TestDNSFailuresWithoutTheAppsWordAreTheFaults(t *testing.T) {
 	assert.Contains(t, evidenceTexts(c.Diagnosis)[0], "the app did not say why")
 }
 
+// The other checks tell the same story: failures nothing else explains,
+// while resolution was broken, are name resolution's too; the same
+// failures in a rehearsal that broke nothing stay unexplained.
+func TestSilentFailuresWhileDNSIsBrokenAreBlamedOnIt(t *testing.T) {
+	silent := func(at time.Duration) (int, string) {
+		if at >= S(8) && at < S(16) {
+			return 500, ""
+		}
+		return 0, ""
+	}
+	th := verdict.DefaultThresholds()
+	rep := verdict.Judge(dnsRun(silent).TL, th, verdict.CheckErrorRate, verdict.CheckDNS)
+	c, ok := rep.Check(verdict.CheckErrorRate + "/gateway")
+	require.True(t, ok)
+	require.Equal(t, verdict.Fail, c.Status)
+	assert.Equal(t, verdict.ClassDNS, c.Diagnosis.Class, c.Diagnosis.Title)
+
+	rep = verdict.Judge(dnsRun(silent).TL, th, verdict.CheckErrorRate)
+	c, _ = rep.Check(verdict.CheckErrorRate + "/gateway")
+	require.Equal(t, verdict.Fail, c.Status)
+	assert.NotEqual(t, verdict.ClassDNS, c.Diagnosis.Class, "without the dns check nothing says resolution was broken")
+}
+
 func TestDNSWithoutAFaultCannotJudge(t *testing.T) {
 	b := tt.New()
 	b.Phase(timeline.PhaseBaseline, 0, S(5)).Phase(timeline.PhaseFault, S(5), S(20))

@@ -20,9 +20,7 @@ package dns
 
 import (
 	"context"
-	"fmt"
 	"os"
-	"strings"
 	"testing"
 	"time"
 
@@ -76,7 +74,7 @@ func TestDNS(t *testing.T) {
 				what = "the resilient app passes with zero failed requests"
 			}
 			fs = append(fs, features.New(name).Assess(what, func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-				before := clusterDNS(ctx, t)
+				before := suite.ClusterDNS(ctx, t)
 				spec, err := appspec.PresetSpec(v.preset, appspec.Image)
 				require.NoError(t, err)
 				spec = spec.WithDependency()
@@ -111,7 +109,7 @@ func TestDNS(t *testing.T) {
 				broken, _ := d.Figure("broken_for")
 				recovery, _ := d.Figure("recovery_after_repair")
 				t.Logf("name resolution broken for %.1f s; the last failure %.3f s after the repair", broken.Value, recovery.Value)
-				assert.Equal(t, before, clusterDNS(ctx, t), "the cluster's DNS is as it was")
+				assert.Equal(t, before, suite.ClusterDNS(ctx, t), "the cluster's DNS is as it was")
 				return ctx
 			}).Feature())
 		}
@@ -136,42 +134,4 @@ func rehearse(ctx context.Context, t *testing.T, name string, spec appspec.Spec,
 	require.NoError(t, err)
 	assert.Empty(t, left, "nothing left in the journal")
 	return res
-}
-
-// clusterDNS is what a DNS fault changes and its revert must put back:
-// the Corefile, CoreDNS's replicas, and on every node its resolver file
-// and its packet filter's raw table.
-func clusterDNS(ctx context.Context, t *testing.T) map[string]string {
-	t.Helper()
-	cs := suite.Env.Target.Client()
-	out := map[string]string{}
-	cm, err := cs.CoreV1().ConfigMaps(dns.Namespace).Get(ctx, dns.ConfigMap, metav1.GetOptions{})
-	require.NoError(t, err)
-	out["Corefile"] = cm.Data[dns.CorefileKey]
-	d, err := cs.AppsV1().Deployments(dns.Namespace).Get(ctx, dns.Deployment, metav1.GetOptions{})
-	require.NoError(t, err)
-	out["coredns replicas"] = fmt.Sprint(*d.Spec.Replicas)
-	nodes, err := suite.Env.Target.Nodes(ctx)
-	require.NoError(t, err)
-	for _, n := range nodes {
-		resolv, err := suite.Env.Target.Exec(ctx, n.Name, nil, "cat", "/etc/resolv.conf")
-		require.NoError(t, err)
-		out[n.Name+" resolv.conf"] = string(resolv)
-		raw, err := suite.Env.Target.Exec(ctx, n.Name, nil, "iptables-save", "-t", "raw")
-		require.NoError(t, err)
-		out[n.Name+" iptables raw"] = withoutComments(string(raw))
-	}
-	return out
-}
-
-// withoutComments drops iptables-save's comment lines (they carry the time
-// of the dump).
-func withoutComments(s string) string {
-	var keep []string
-	for _, l := range strings.Split(s, "\n") {
-		if !strings.HasPrefix(l, "#") {
-			keep = append(keep, l)
-		}
-	}
-	return strings.Join(keep, "\n")
 }

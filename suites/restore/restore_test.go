@@ -1,5 +1,5 @@
 // Package restore proves that every change a rehearsal makes is undone
-// whatever happens to the harness: the `rehearse` command rehearses a
+// whatever happens to the harness. The `rehearse` command rehearses a
 // scenario that cordons and taints a node, and is
 //
 //   - SIGKILLed in the middle of the step (nothing of the process can
@@ -8,8 +8,11 @@
 //   - interrupted with SIGINT in the middle of the step: it reverts before
 //     it exits.
 //
-// Each five times in a row. After each, the node is schedulable, carries
-// no taint and no journal marker, and no journal is left.
+// After each, the node is schedulable, carries no taint and no journal
+// marker, and no journal is left. The same holds for node-image upgrades
+// interrupted while draining and reimaging (upgrade_test.go) and for each
+// DNS fault interrupted while it holds (dns_test.go). REHEARSE_ROUNDS
+// repeats every case.
 package restore
 
 import (
