@@ -320,8 +320,13 @@ func format(v float64, u verdict.Unit) string {
 	return trim(v)
 }
 
+// signed is a difference: of ratios in percentage points ("+0.16 pp", a
+// "%" would read as relative to the base), of other figures in their unit.
 func signed(v float64, u verdict.Unit) string {
 	s := format(v, u)
+	if u == verdict.UnitRatio {
+		s = trim(v*100) + " pp"
+	}
 	if v >= 0 {
 		return "+" + s
 	}
