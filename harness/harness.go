@@ -506,6 +506,18 @@ func rateOr(n int) int {
 	return n
 }
 
+// Deploy puts the app into the cluster (its images first) and waits until
+// it is available, as Rehearse does first. Rehearse applies the same objects
+// again, which changes nothing, so a caller can arrange something around
+// the deployed app before rehearsing (where its replicas run, say).
+func (r *Rehearser) Deploy(ctx context.Context) (deploy.Deployed, error) {
+	tgt, err := r.Target(ctx)
+	if err != nil {
+		return deploy.Deployed{}, err
+	}
+	return r.deploy(ctx, tgt)
+}
+
 // deploy puts the app into the cluster, images first.
 func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deployed, error) {
 	ns := r.app.Namespace

@@ -22,6 +22,8 @@ import (
 	"github.com/kube-rehearse/rehearse/scenarios/cordon"
 	"github.com/kube-rehearse/rehearse/scenarios/dns"
 	"github.com/kube-rehearse/rehearse/scenarios/drain"
+	"github.com/kube-rehearse/rehearse/scenarios/evict"
+	"github.com/kube-rehearse/rehearse/scenarios/nodeloss"
 	"github.com/kube-rehearse/rehearse/scenarios/restart"
 	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
 )
@@ -146,6 +148,35 @@ var kinds = []Kind{
 		},
 	},
 	{
+		Name:    evict.Kind,
+		Summary: "evict the app's pods one at a time through the Eviction API (PodDisruptionBudgets honoured), each once the previous one is replaced: a scale-down or descheduler's way",
+		Settings: map[string]string{
+			"pods":    "how many pods to evict, oldest first (default: as many as the app's replicas)",
+			"timeout": "how long each eviction and replacement may take (default " + evict.DefaultTimeout.String() + ")",
+		},
+		build: func(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
+			sel, replicas, err := appPods(ctx, env)
+			if err != nil {
+				return scenario.Scenario{}, err
+			}
+			o := evict.Options{Selector: sel, Replicas: replicas, Pods: s.integer("pods", 0), Timeout: s.duration("timeout", evict.DefaultTimeout)}
+			if err := s.err(); err != nil {
+				return scenario.Scenario{}, err
+			}
+			return evict.Scenario(o)
+		},
+	},
+	{
+		Name:    nodeloss.Kind,
+		Summary: "a node lost without a drain (powered off, as a failed host or a reclaimed spot instance), optionally after a spot-style notice; brought back from its image",
+		Settings: map[string]string{
+			"node":    "the node (default: the worker running most of the app's pods)",
+			"notice":  "a spot-style eviction notice: the node is drained for this long, then powered off (default 0: no notice; Azure's spot notice is 30s)",
+			"timeout": "how long to wait for the app to serve its replicas from other nodes (default " + nodeloss.DefaultTimeout.String() + ")",
+		},
+		build: buildNodeLoss,
+	},
+	{
 		Name:    upgrade.KindNodeImage,
 		Summary: "AKS's rolling node-pool upgrade to a new node image: surge nodes, cordon and drain per batch, reimage, remove the surge",
 		Settings: withPoolSettings(map[string]string{
@@ -180,7 +211,7 @@ func withPoolSettings(own map[string]string) map[string]string {
 }
 
 // intSettings are the settings read as whole numbers.
-var intSettings = map[string]bool{"drainTimeoutInMinutes": true, "nodeSoakDurationInMinutes": true}
+var intSettings = map[string]bool{"drainTimeoutInMinutes": true, "nodeSoakDurationInMinutes": true, "pods": true}
 
 // Kinds lists the scenario kinds, by name.
 func Kinds() []Kind {
@@ -245,6 +276,9 @@ func CheckSettings(name string, set map[string]string) error {
 		if key == "timeout" || key == "hold" {
 			s.duration(key, 0)
 		}
+		if key == "notice" && s.m[key] != "0" && s.m[key] != "0s" {
+			s.duration(key, 0)
+		}
 		if intSettings[key] {
 			s.integer(key, 0)
 		}
@@ -269,6 +303,7 @@ func Undos(t target.Target) *journal.Registry {
 	reg := journal.NewRegistry()
 	upgrade.RegisterUndos(reg, t)
 	dns.RegisterUndos(reg, t)
+	nodeloss.RegisterUndos(reg, t)
 	return reg
 }
 
@@ -480,4 +515,66 @@ func buildKubernetesUpgrade(ctx context.Context, env Env, s settings) (scenario.
 	}
 	o.Image = img.Image
 	return upgrade.KubernetesScenario(version, o, nodes)
+}
+
+func buildNodeLoss(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
+	if env.Target == nil {
+		return scenario.Scenario{}, fmt.Errorf("a node loss needs a cluster")
+	}
+	node := s.str("node", "")
+	if node == "" {
+		n, err := busiestWorker(ctx, env)
+		if err != nil {
+			return scenario.Scenario{}, err
+		}
+		node = n
+	}
+	nodes, err := env.Target.Nodes(ctx)
+	if err != nil {
+		return scenario.Scenario{}, err
+	}
+	o := nodeloss.Options{Node: node, Timeout: s.duration("timeout", nodeloss.DefaultTimeout)}
+	if v := s.str("notice", "0"); v != "0" && v != "0s" {
+		o.Notice = s.duration("notice", 0)
+	}
+	for _, n := range nodes {
+		if n.Name == node {
+			if n.ControlPlane {
+				return scenario.Scenario{}, fmt.Errorf("node %s is the control plane: a node loss takes a worker", node)
+			}
+			o.Pool, o.Image = n.Pool, n.Image
+		}
+	}
+	if o.Image == "" {
+		return scenario.Scenario{}, fmt.Errorf("no node %s in the cluster (or its image is unknown): set node= to one of the workers", node)
+	}
+	if env.Deployment != "" {
+		if o.Selector, o.Replicas, err = appPods(ctx, env); err != nil {
+			return scenario.Scenario{}, err
+		}
+	}
+	if err := s.err(); err != nil {
+		return scenario.Scenario{}, err
+	}
+	return nodeloss.Scenario(o)
+}
+
+// appPods is the app's pod selector and its Deployment's replicas.
+func appPods(ctx context.Context, env Env) (selector string, replicas int, err error) {
+	if env.Target == nil || env.Namespace == "" || env.Deployment == "" {
+		return "", 0, fmt.Errorf("this scenario needs the app's Deployment on a cluster")
+	}
+	d, err := env.Target.Client().AppsV1().Deployments(env.Namespace).Get(ctx, env.Deployment, metav1.GetOptions{})
+	if err != nil {
+		return "", 0, err
+	}
+	sel, err := metav1.LabelSelectorAsSelector(d.Spec.Selector)
+	if err != nil {
+		return "", 0, err
+	}
+	replicas = 1
+	if d.Spec.Replicas != nil {
+		replicas = int(*d.Spec.Replicas)
+	}
+	return sel.String(), replicas, nil
 }

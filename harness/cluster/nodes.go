@@ -190,6 +190,29 @@ func (c *Cluster) RemoveNode(ctx context.Context, name string) error {
 	return docker(ctx, "rm", "--force", "--volumes", name)
 }
 
+// StopNode powers a worker off abruptly, as a cloud VM is when its host
+// fails or a spot instance is taken back: its container is killed (every
+// process at once, its network gone, nothing said to the API server), and
+// left stopped with its restart policy cleared so that Docker does not bring
+// it back. The Node object stays, as it does in a real cluster until the
+// node controller notices. RemoveNode cleans it up.
+func (c *Cluster) StopNode(ctx context.Context, name string) error {
+	if name == c.cfg.Name+"-control-plane" {
+		return fmt.Errorf("refusing to stop the control-plane node %s: the cluster would be gone", name)
+	}
+	labels, err := dockerOutput(ctx, "inspect", "--format", "{{ index .Config.Labels \""+kindClusterLabel+"\" }}", name)
+	if err != nil {
+		return fmt.Errorf("node %s has no container: %w", name, err)
+	}
+	if strings.TrimSpace(labels) != c.cfg.Name {
+		return fmt.Errorf("container %s does not belong to cluster %s: not stopping it", name, c.cfg.Name)
+	}
+	if err := docker(ctx, "update", "--restart=no", name); err != nil {
+		return err
+	}
+	return docker(ctx, "kill", "--signal", "KILL", name)
+}
+
 func (c *Cluster) waitNodeReady(ctx context.Context, name string, timeout time.Duration) error {
 	err := wait.PollUntilContextTimeout(ctx, time.Second, timeout, true, func(ctx context.Context) (bool, error) {
 		n, err := c.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})

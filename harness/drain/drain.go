@@ -120,10 +120,24 @@ func Cordon(ctx context.Context, client kubernetes.Interface, node string, unsch
 // receives DrainStarted, EvictionRequested, EvictionRefused and
 // DrainFinished events.
 func Node(ctx context.Context, client kubernetes.Interface, node string, opt Options, tl *timeline.Timeline) Result {
+	return run(ctx, client, node, opt, tl, true, func(h *kubedrain.Helper) error { return kubedrain.RunNodeDrain(h, node) })
+}
+
+// Pods evicts the given pods (honouring PodDisruptionBudgets, each pod's
+// own grace period) and waits until they are gone, within opt.Timeout, with
+// kubectl's drain library. Each eviction asked and refused is on the
+// timeline as in a drain (node names where they ran; it is not drained).
+func Pods(ctx context.Context, client kubernetes.Interface, node string, pods []corev1.Pod, opt Options, tl *timeline.Timeline) Result {
+	return run(ctx, client, node, opt, tl, false, func(h *kubedrain.Helper) error { return h.DeleteOrEvictPods(pods) })
+}
+
+// run drives kubectl's drain helper through do, recording what it does;
+// a node drain also records its start and end.
+func run(ctx context.Context, client kubernetes.Interface, node string, opt Options, tl *timeline.Timeline, isDrain bool, do func(*kubedrain.Helper) error) Result {
 	opt = opt.withDefaults()
 	res := Result{Node: node, Started: time.Now()}
 	rec := &recorder{tl: tl, node: node, asked: map[string]bool{}, client: client, ctx: ctx}
-	if tl != nil {
+	if tl != nil && isDrain {
 		tl.AddEvent(timeline.Event{Offset: tl.Since(res.Started), Kind: timeline.EvDrainStarted, Node: node,
 			Detail: fmt.Sprintf("timeout %s", opt.Timeout)})
 	}
@@ -151,7 +165,7 @@ func Node(ctx context.Context, client kubernetes.Interface, node string, opt Opt
 			}
 		},
 	}
-	err := kubedrain.RunNodeDrain(h, node)
+	err := do(h)
 	res.Finished = time.Now()
 	rec.mu.Lock()
 	res.Refusals = append([]Refusal(nil), rec.refusals...)
@@ -159,7 +173,7 @@ func Node(ctx context.Context, client kubernetes.Interface, node string, opt Opt
 	if err != nil {
 		res.Err = explain(node, opt.Timeout, err, res)
 	}
-	if tl != nil {
+	if tl != nil && isDrain {
 		ev := timeline.Event{Offset: tl.Since(res.Finished), Kind: timeline.EvDrainFinished, Node: node}
 		if res.Err != nil {
 			ev.Detail = res.Err.Error()

@@ -187,6 +187,9 @@ func (k *Kind) AddNode(ctx context.Context, spec NodeSpec) (string, error) {
 // RemoveNode deletes the Node and its container (no drain).
 func (k *Kind) RemoveNode(ctx context.Context, name string) error { return k.c.RemoveNode(ctx, name) }
 
+// StopNode kills the node's container (see cluster.StopNode).
+func (k *Kind) StopNode(ctx context.Context, name string) error { return k.c.StopNode(ctx, name) }
+
 // UpgradeControlPlane runs kubeadm's in-place upgrade of the control-plane
 // node (see cluster.UpgradeControlPlane).
 func (k *Kind) UpgradeControlPlane(ctx context.Context, version, image string, log io.Writer) error {

@@ -71,6 +71,10 @@ type Target interface {
 	Nodes(ctx context.Context) ([]Node, error)
 	AddNode(ctx context.Context, spec NodeSpec) (string, error)
 	RemoveNode(ctx context.Context, name string) error
+	// StopNode powers a node off abruptly (no drain, nothing said to the
+	// API server), as a host failure or a spot eviction does; its Node
+	// object stays until RemoveNode.
+	StopNode(ctx context.Context, name string) error
 	Exec(ctx context.Context, node string, stdin io.Reader, cmd ...string) ([]byte, error)
 	// UpgradeControlPlane upgrades the control plane in place to version
 	// (kind: kubeadm inside the control-plane node, the version's binaries

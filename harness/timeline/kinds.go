@@ -199,6 +199,9 @@ const (
 	EvAPIUnavailable                        // Detail: the API server's /readyz failed or did not answer within 1 s (why)
 	EvAPIAvailable                          // the API server answers again
 	EvNodeVersionChanged                    // Node, Detail: the kubelet's version changed in place ("kubelet v1.33.13 -> v1.34.4")
+	// EvNodeStopped: Node: the harness stopped the node abruptly (its
+	// machine powered off: no drain, no goodbye to the API server).
+	EvNodeStopped
 	numEventKinds
 )
 
@@ -242,6 +245,7 @@ var eventKindNames = [numEventKinds]string{
 	EvAPIUnavailable:       "APIUnavailable",
 	EvAPIAvailable:         "APIAvailable",
 	EvNodeVersionChanged:   "NodeVersionChanged",
+	EvNodeStopped:          "NodeStopped",
 }
 
 func (k EventKind) String() string {

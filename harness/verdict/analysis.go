@@ -75,6 +75,11 @@ type analysis struct {
 	byReq map[int]int   // request index -> index into attrs
 
 	shutdownCache map[*window][]PodShutdown
+
+	// Nodes the harness powered off (NodeStopped), and the pods that died
+	// with them: each pod's power-off offset.
+	stops []timeline.Event
+	lost  map[*timeline.PodLifecycle]time.Duration
 }
 
 func analyse(s *timeline.Snapshot, th Thresholds) *analysis {
@@ -93,12 +98,14 @@ func analyse(s *timeline.Snapshot, th Thresholds) *analysis {
 		byReq:     map[int]int{},
 
 		shutdownCache: map[*window][]PodShutdown{},
+		lost:          map[*timeline.PodLifecycle]time.Duration{},
 	}
 	for i := range a.pods {
 		p := &a.pods[i]
 		a.byName[p.Pod] = append(a.byName[p.Pod], p)
 	}
 	a.scanEvents()
+	a.findLostPods()
 	a.tol = th.ClockSkew
 	if a.lagKnown {
 		a.tol = a.maxLag + th.LagMargin
@@ -174,6 +181,8 @@ func (a *analysis) scanEvents() {
 			if p := a.podOfEvent(e); p != nil {
 				a.exits[p] = append(a.exits[p], e.Offset)
 			}
+		case timeline.EvNodeStopped:
+			a.stops = append(a.stops, *e)
 		case timeline.EvWatchLag:
 			a.maxLag, a.lagKnown = max(a.maxLag, e.Value), true
 		case timeline.EvWatchInterrupted:
@@ -420,4 +429,20 @@ func sortedPods[V any](m map[*timeline.PodLifecycle]V) []*timeline.PodLifecycle 
 		return cmp.Compare(x.Pod, y.Pod)
 	})
 	return out
+}
+
+// findLostPods marks the pods that were on a node when it was powered off
+// and had not exited by then.
+func (a *analysis) findLostPods() {
+	for _, st := range a.stops {
+		for i := range a.pods {
+			p := &a.pods[i]
+			if p.Node != st.Node || p.FirstSeen > st.Offset || p.Exited.Known && p.Exited.At < st.Offset {
+				continue
+			}
+			if _, seen := a.lost[p]; !seen {
+				a.lost[p] = st.Offset
+			}
+		}
+	}
 }

@@ -37,6 +37,9 @@ const (
 	// CauseDownstream: the app's dependency failed for another reason
 	// (connect, timeout) and the app passed the failure on.
 	CauseDownstream
+	// CauseNodeLost: the request went to a pod whose node had been powered
+	// off, before Kubernetes took the pod out of the Service's endpoints.
+	CauseNodeLost
 )
 
 var causeNames = [...]string{
@@ -49,6 +52,7 @@ var causeNames = [...]string{
 	CauseZeroReady:   "no ready endpoint",
 	CauseDNS:         "name resolution",
 	CauseDownstream:  "the app's dependency failed",
+	CauseNodeLost:    "pod on a lost node, not yet noticed",
 }
 
 func (c Cause) String() string {
@@ -157,6 +161,8 @@ func (a *analysis) attribute(i int) Attribution {
 	}
 	if p != nil {
 		switch {
+		case a.lostWindowContains(p, r):
+			out.Cause = CauseNodeLost
 		// A request that failed once the pod was being deleted, even if it
 		// was sent just before (in flight at SIGTERM), is the shutdown's;
 		// not an error the app answered before it learned of the shutdown
@@ -203,9 +209,20 @@ func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 		out.Cause = CauseZeroReady
 		return out
 	}
-	var stopping, starting, restarting []*timeline.PodLifecycle
+	if a.hasEps && r.Err == timeline.ErrRefused && a.zeroReadyWithin(t-a.th.ServiceRoutingLag-a.tol, t) {
+		// kube-proxy rejects connections to a Service without endpoints,
+		// and learns of new ones only at its next sync: a refusal just
+		// after the Service had none is that, not the new pods' doing.
+		out.Cause = CauseZeroReady
+		return out
+	}
+	var lost, stopping, starting, restarting []*timeline.PodLifecycle
 	for k := range a.pods {
 		p := &a.pods[k]
+		if r.Err.IsConnection() && a.lostWindowContains(p, r) {
+			lost = append(lost, p)
+			continue
+		}
 		if from, to, ok := a.shutdownWindow(p); ok && r.End() >= from && t <= to && !a.answeredBeforeNotice(p, r) {
 			stopping = append(stopping, p)
 			continue
@@ -220,6 +237,8 @@ func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 	}
 	out.Correlated = true
 	switch {
+	case len(lost) > 0:
+		out.Cause, out.Pods = CauseNodeLost, lost
 	case len(stopping) > 0 && (r.Err.IsConnection() || len(starting) == 0):
 		out.Cause, out.Pods = CauseShutdown, stopping
 	case len(starting) > 0:
@@ -269,4 +288,52 @@ func (a *analysis) startWindow(p *timeline.PodLifecycle) (from, to time.Duration
 		to = s
 	}
 	return r.At - a.tol, to + a.tol, true
+}
+
+// lostWindow is when a failure may be blamed on a pod whose node was
+// powered off: from the power-off (a request in flight then dies with it)
+// until the Service could no longer route to the pod (its endpoint gone,
+// plus kube-proxy's routing lag); open-ended while it was not removed.
+func (a *analysis) lostWindow(p *timeline.PodLifecycle) (from, to time.Duration, ok bool) {
+	at, ok := a.lost[p]
+	if !ok {
+		return 0, 0, false
+	}
+	to = timeline.Forever
+	if gone, ok := a.endpointGoneAfter(p, at); ok {
+		to = gone + a.th.ServiceRoutingLag + a.tol
+	}
+	return at - a.tol, to, true
+}
+
+// lostWindowContains reports whether the request ended (or was sent)
+// within the pod's lost window.
+func (a *analysis) lostWindowContains(p *timeline.PodLifecycle, r *timeline.Request) bool {
+	from, to, ok := a.lostWindow(p)
+	return ok && r.End() >= from && r.Offset <= to
+}
+
+// endpointGoneAfter is when the pod's endpoint stopped being ready at or
+// after the offset.
+func (a *analysis) endpointGoneAfter(p *timeline.PodLifecycle, at time.Duration) (time.Duration, bool) {
+	for _, iv := range p.EndpointReadyIntervals {
+		if iv.To >= at && iv.To != timeline.Forever {
+			return iv.To, true
+		}
+	}
+	return 0, false
+}
+
+// zeroReadyWithin reports whether the Service had no ready endpoint at some
+// moment of [from, to].
+func (a *analysis) zeroReadyWithin(from, to time.Duration) bool {
+	if a.ready.At(from) == 0 {
+		return true
+	}
+	for _, st := range a.ready {
+		if st.At > from && st.At <= to && st.Ready == 0 {
+			return true
+		}
+	}
+	return false
 }

@@ -145,6 +145,14 @@ func (a *analysis) diagnose(w *window, failed []int, retries bool) *Diagnosis {
 		d.Class = ClassZeroReady
 	case CauseDNS:
 		d.Class = ClassDNS
+	case CauseNodeLost:
+		// Nothing in the pods could have saved requests to a node that
+		// died unnoticed; a client retrying another endpoint could, if
+		// there was one: else the replicas were all on that node.
+		d.Class = ClassNoRetries
+		if a.mostlyNothingServing(byCause[CauseNodeLost]) {
+			d.Class = ClassZeroReady
+		}
 	case CauseDownstream, CauseUnexplained:
 		if blips {
 			d.Class = ClassNoRetries
@@ -164,7 +172,38 @@ func (a *analysis) diagnose(w *window, failed []int, retries bool) *Diagnosis {
 		}
 	}
 	d.Fix = a.fixFor(w, d.Class, dom, absorbed, len(failed))
+	if dom == CauseNodeLost {
+		if d.Class == ClassZeroReady {
+			d.Title, d.Fix = "every ready replica ran on the lost node", fixSpread
+		} else {
+			d.Fix = fixRetryOtherEndpoint
+		}
+	}
 	return d
+}
+
+// mostlyNothingServing reports whether most of the requests failed while
+// no pod off the lost nodes was ready to serve.
+func (a *analysis) mostlyNothingServing(idx []int) bool {
+	none := 0
+	for _, i := range idx {
+		if a.servingAt(a.s.Requests[i].Offset) == 0 {
+			none++
+		}
+	}
+	return none*2 > len(idx)
+}
+
+// servingAt counts the ready endpoints at the offset whose pods had not
+// died with a lost node.
+func (a *analysis) servingAt(at time.Duration) int {
+	n := a.ready.At(at)
+	for p, lostAt := range a.lost {
+		if lostAt <= at && p.EndpointReadyAt(at) {
+			n--
+		}
+	}
+	return n
 }
 
 // Outage is a run of time in which a client's requests mostly failed.

@@ -24,6 +24,7 @@ const (
 	CheckDrain            = "drain"             // every drained node was emptied; PodDisruptionBudget refusals named
 	CheckUpgrade          = "upgrade"           // an upgrade's figures: per node, per batch, total, extrapolated
 	CheckDNS              = "dns"               // what broken name resolution cost, and how fast the app recovered
+	CheckNodeLoss         = "node-loss"         // a node lost without a drain: the app kept serving, its pods were replaced in time
 )
 
 // checker judges one aspect of a rehearsal.
@@ -48,6 +49,7 @@ var checkers = map[string]checker{
 	CheckDrain:            {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.drainCheck(w) }},
 	CheckUpgrade:          {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.upgradeCheck(w) }},
 	CheckDNS:              {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.dnsCheck(w) }},
+	CheckNodeLoss:         {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.nodeLossCheck(w) }},
 }
 
 // DefaultChecks are the checks of a rehearsal that replaces pods (a

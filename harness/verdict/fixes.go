@@ -24,6 +24,12 @@ const (
 		"at those times; if it fails a few requests all the time, that is its baseline, not the fault's doing"
 	fixRestart = "the app's container restarted (a crash or a failed liveness probe) during the fault: look " +
 		"at its last logs and exit reason (kubectl logs --previous)"
+	fixRetryOtherEndpoint = "these requests went to pods whose node had died before Kubernetes noticed " +
+		"(its node controller waits --node-monitor-grace-period, 50 s by default, not settable on AKS): " +
+		"no pod setting saves them. Clients and gateways do: retry a failed idempotent request on another " +
+		"endpoint with a short per-try timeout (Envoy retry_on connect-failure,reset with retry_host_predicate " +
+		"previous_hosts; ingress-nginx proxy_next_upstream error timeout), and eject endpoints that stop " +
+		"answering (outlier detection)"
 	fixUnexplained = "no pod or endpoint event explains these failures: look at what happened at " +
 		"those times (the events listed, the app's logs, kube-proxy and the CNI on the nodes involved)"
 )

@@ -110,6 +110,14 @@ type Thresholds struct {
 	// pause is a blind spot, not a measurement.
 	MaxSendGap time.Duration `json:"max_send_gap_ns"`
 
+	// MaxNodeLossRecovery is the longest the app may serve from fewer pods
+	// than before a node was lost without a drain, from the loss until its
+	// pods are replaced and serving. Default 3 min: Kubernetes notices a
+	// silent node in about 50 s, and pods tolerating an unreachable node
+	// for 30-60 s are replaced well within it; with the 300 s every pod
+	// gets by default, the app runs short for six minutes.
+	MaxNodeLossRecovery time.Duration `json:"max_node_loss_recovery_ns"`
+
 	// AllowEmptyPhases makes a phase in which no request was sent pass as
 	// "not judged". Default false: a phase with no traffic measured nothing,
 	// usually because the load stopped.
@@ -136,6 +144,8 @@ func DefaultThresholds() Thresholds {
 		RetryWindow:       time.Second,
 		MinAchievedRate:   0.9,
 		MaxSendGap:        250 * time.Millisecond,
+
+		MaxNodeLossRecovery: 3 * time.Minute,
 	}
 }
 

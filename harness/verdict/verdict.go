@@ -39,7 +39,7 @@ var classTitles = map[Class]string{
 	ClassNoGracefulShutdown: "no graceful shutdown",
 	ClassEndpointLag:        "endpoint removal lags termination",
 	ClassNotReadyTraffic:    "traffic to pods that are not ready / readiness lies",
-	ClassZeroReady:          "no PodDisruptionBudget: zero ready endpoints",
+	ClassZeroReady:          "zero ready endpoints: no PodDisruptionBudget, or replicas not spread over nodes",
 	ClassNoRetries:          "clients without retries",
 }
 

@@ -266,7 +266,7 @@ func nodeGroups(w *window, r *record.Record, s *timeline.Snapshot) []nodeGroup {
 			c.ready, c.version = &yes, kubeletVersion(e.Detail)
 		case timeline.EvNodeAdded:
 			c.version = kubeletVersion(e.Detail)
-		case timeline.EvNodeNotReady, timeline.EvNodeDeleted:
+		case timeline.EvNodeNotReady, timeline.EvNodeDeleted, timeline.EvNodeStopped:
 			c.ready = &no
 		case timeline.EvNodeVersionChanged:
 			_, v, _ := strings.Cut(e.Detail, "-> ")
@@ -462,6 +462,7 @@ var instantMarks = map[timeline.EventKind]struct {
 	timeline.EvNodeReady:            {"nodes", func(e *timeline.Event) string { return "node " + e.Node + " Ready" }},
 	timeline.EvNodeNotReady:         {"nodes", func(e *timeline.Event) string { return "node " + e.Node + " NotReady" + detail(e) }},
 	timeline.EvNodeVersionChanged:   {"nodes", func(e *timeline.Event) string { return "node " + e.Node + ": " + e.Detail }},
+	timeline.EvNodeStopped:          {"nodes", func(e *timeline.Event) string { return "node " + e.Node + " stopped abruptly" + detail(e) }},
 	timeline.EvEvictionRefused:      {"evictions", func(e *timeline.Event) string { return "eviction of " + e.Pod + " refused" + detail(e) }},
 	timeline.EvEvictionRequested:    {"evictions", func(e *timeline.Event) string { return "eviction of " + e.Pod + " asked" }},
 	timeline.EvPodDeletionRequested: {"pods", func(e *timeline.Event) string { return "pod " + e.Pod + " deletion requested (SIGTERM follows)" }},

@@ -128,10 +128,16 @@ func verdictText(e expectation) string {
 // deletes the namespace afterwards.
 func rehearse(ctx context.Context, t *testing.T, name string, spec appspec.Spec, opts ...harness.Option) *harness.Result {
 	t.Helper()
+	return rehearseScenario(ctx, t, name, spec, harness.RollingRestart(), opts...)
+}
+
+// rehearseScenario is rehearse with another scenario.
+func rehearseScenario(ctx context.Context, t *testing.T, name string, spec appspec.Spec, sc harness.ScenarioFunc, opts ...harness.Option) *harness.Result {
+	t.Helper()
 	app := harness.RehearsalApp(spec)
 	app.Namespace = "rr-" + name
 	r := suite.Rehearser(t, append([]harness.Option{harness.WithApp(app), harness.WithRate(rate), harness.WithName(suiteName + "/" + name)}, opts...)...)
-	res, err := r.Rehearse(ctx, harness.RollingRestart())
+	res, err := r.Rehearse(ctx, sc)
 	suite.Log(t, res)
 	suite.Record(t, suiteName, name, res)
 	t.Cleanup(func() {

@@ -95,8 +95,15 @@ type World struct {
 	ProbePeriod  time.Duration // readiness probe period (a failing probe makes the pod NotReady after 2 periods)
 	Latency      time.Duration // time the app takes per request
 	Seed         int64         // seeds kube-proxy's random choice of endpoint: same seed, same timeline
+	// NodeGrace is how long a node that stopped talking stays Ready: the
+	// node controller's --node-monitor-grace-period (PowerOff).
+	NodeGrace time.Duration
+	// ClientTimeout is how long a client waits for a connection or an
+	// answer that never comes (harness/load's timeout).
+	ClientTimeout time.Duration
 
 	pods     []*SimPod
+	stops    []stop
 	phases   []phaseSpan
 	names    map[string]int  // pod name -> how many pods had it, for unique UIDs
 	ips      map[string]bool // every pod IP handed out
@@ -112,14 +119,16 @@ type phaseSpan struct {
 // harness's defaults.
 func NewWorld() *World {
 	return &World{
-		WatchLag:     30 * time.Millisecond,
-		EndpointLag:  50 * time.Millisecond,
-		ProxyLag:     800 * time.Millisecond,
-		GatewayDelay: time.Second, // harness/gateway.DefaultSyncDelay
-		ProbePeriod:  time.Second,
-		Latency:      20 * time.Millisecond,
-		names:        map[string]int{},
-		ips:          map[string]bool{},
+		WatchLag:      30 * time.Millisecond,
+		EndpointLag:   50 * time.Millisecond,
+		ProxyLag:      800 * time.Millisecond,
+		GatewayDelay:  time.Second, // harness/gateway.DefaultSyncDelay
+		ProbePeriod:   time.Second,
+		Latency:       20 * time.Millisecond,
+		NodeGrace:     50 * time.Second, // kube-controller-manager's default since Kubernetes 1.32
+		ClientTimeout: 2 * time.Second,
+		names:         map[string]int{},
+		ips:           map[string]bool{},
 	}
 }
 

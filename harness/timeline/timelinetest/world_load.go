@@ -249,6 +249,9 @@ type outcome struct {
 // serve is the app's handling of a request that arrived at t on c.
 func (s *sim) serve(l *life, t time.Duration, c *conn, reused bool, url, local, remote string) outcome {
 	var o outcome
+	if t >= l.lostAt {
+		return s.noAnswer(url)
+	}
 	switch {
 	case t-l.start < l.app.WarmUp:
 		o.code, o.lat = 503, answerRTT
@@ -260,7 +263,10 @@ func (s *sim) serve(l *life, t time.Duration, c *conn, reused bool, url, local, 
 			o.code, o.lat = 200, s.w.Latency
 		}
 	}
-	if t < l.hardDeath && l.hardDeath < t+o.lat {
+	if t < l.lostAt && l.lostAt < t+o.lat {
+		// In flight when the machine died: no answer, no reset.
+		o = s.noAnswer(url)
+	} else if t < l.hardDeath && l.hardDeath < t+o.lat {
 		// Killed mid-request: the kernel closes the socket. On a connection
 		// that served before, net/http reports the early end as EOF.
 		o = outcome{lat: l.hardDeath - t, lost: true}
@@ -310,6 +316,11 @@ func (s *sim) gateway(t time.Duration, cs *clientSim, req *request) {
 		Pod: l.p.Name, Node: l.p.Node, PodIP: l.p.IP, Via: timeline.ViaRoute}
 	c := cs.takePod(l, t)
 	if c == nil {
+		if t >= l.lostAt {
+			r.Latency, r.ErrText = s.w.ClientTimeout, dialTimeout(url, addr)
+			s.record(req, r)
+			return
+		}
 		if !l.listening(t) {
 			r.Latency, r.ErrText = answerRTT, refusedText(url, addr)
 			s.record(req, r)
@@ -342,6 +353,11 @@ func (s *sim) service(t time.Duration, cs *clientSim, req *request) {
 		return
 	}
 	l := eps[cs.rng.intn(len(eps))]
+	if t >= l.lostAt {
+		r.Latency, r.ErrText = s.w.ClientTimeout, dialTimeout(url, nodePortAddr)
+		s.record(req, r)
+		return
+	}
 	if !l.listening(t) {
 		r.Latency, r.ErrText = answerRTT, refusedText(url, nodePortAddr)
 		s.record(req, r)
@@ -373,6 +389,11 @@ func (s *sim) plainGo(t time.Duration, cs *clientSim, req *request) {
 			return
 		}
 		l := eps[cs.rng.intn(len(eps))]
+		if t >= l.lostAt {
+			r.ErrText = dialTimeout(url, nodePortAddr)
+			final(t + s.w.ClientTimeout)
+			return
+		}
 		if !l.listening(t) {
 			r.ErrText = refusedText(url, nodePortAddr)
 			final(t + answerRTT)

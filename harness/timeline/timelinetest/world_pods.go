@@ -30,6 +30,10 @@ type life struct {
 
 	ipAt, start     time.Duration
 	del, term, kill time.Duration // deletion, SIGTERM, SIGKILL; Forever when not deleted
+	// lostAt is when the pod's node was powered off under it (Forever when
+	// never): from then on nothing answers and no kubelet acts for it.
+	lostAt     time.Duration
+	readyUntil time.Duration // lost: when the node controller marks it NotReady
 
 	shutdownBegin time.Duration // graceful: readiness fails, keep-alives end
 	listenClose   time.Duration // new connections are refused from here
@@ -70,7 +74,21 @@ func (w *World) lives() []*life {
 func (w *World) newLife(p *SimPod) *life {
 	a := p.App
 	l := &life{p: p, app: a, ipAt: p.created + sandboxDelay, start: p.created + startDelay, del: p.deleted,
-		term: timeline.Forever, kill: timeline.Forever, exit: timeline.Forever, drained: timeline.Forever}
+		term: timeline.Forever, kill: timeline.Forever, exit: timeline.Forever, drained: timeline.Forever,
+		lostAt: w.lostAt(p), readyUntil: timeline.Forever}
+	if l.lostAt != timeline.Forever {
+		// No kubelet is left to stop it; the client does not know the
+		// machine is gone, so its pooled connections stay in use.
+		l.readyUntil = l.lostAt + w.NodeGrace
+		l.shutdownBegin, l.keepAliveEnd = timeline.Forever, timeline.Forever
+		l.listenClose, l.hardDeath = l.lostAt, l.lostAt
+		l.firstReady, l.sliceFrom, l.sliceTo = timeline.Forever, timeline.Forever, timeline.Forever
+		if iv := w.readyIntervals(l, l.lostAt); len(iv) > 0 {
+			l.firstReady = iv[0].From
+			l.sliceFrom, l.sliceTo = l.firstReady+w.EndpointLag, sat(min(iv[0].To, l.del), w.EndpointLag)
+		}
+		return l
+	}
 	if l.del != timeline.Forever {
 		// A deletion before the process started is taken to SIGTERM it as
 		// soon as it runs.
@@ -121,9 +139,27 @@ func (l *life) probeOK(t time.Duration) bool {
 // readyIntervals is the pod's Ready condition over time, for a process that
 // ends at exit (the container's exit makes the pod NotReady at once).
 func (w *World) readyIntervals(l *life, exit time.Duration) []timeline.Interval {
+	if l.lostAt != timeline.Forever && exit > l.lostAt {
+		exit = l.lostAt
+	}
 	if exit <= l.start {
 		return nil
 	}
+	if l.lostAt != timeline.Forever {
+		// Probed until the machine died; what the kubelet last reported
+		// stands until the node controller marks the pod NotReady.
+		iv := w.probedIntervals(l, exit)
+		if n := len(iv); n > 0 && iv[n-1].To >= l.lostAt {
+			iv[n-1].To = l.readyUntil
+		}
+		return iv
+	}
+	return w.probedIntervals(l, exit)
+}
+
+// probedIntervals is the Ready condition as the readiness probe makes it,
+// for a process that ends at exit.
+func (w *World) probedIntervals(l *life, exit time.Duration) []timeline.Interval {
 	if l.app.Readiness == ReadinessNone {
 		return []timeline.Interval{{From: l.start, To: exit}}
 	}
@@ -180,7 +216,7 @@ func (l *life) inFlight(t time.Duration) int {
 // finish works out the exit once the requests are known: a graceful app
 // exits when the requests accepted before its listener closed are done.
 func (l *life) finish() {
-	if l.del == timeline.Forever {
+	if l.del == timeline.Forever || l.lostAt != timeline.Forever {
 		return
 	}
 	switch l.app.Shutdown {
@@ -248,7 +284,7 @@ func (w *World) events(lives []*life, gateway bool) []timeline.Event {
 	slices.SortStableFunc(initRoutes, func(a, b timeline.Event) int {
 		return cmp.Or(cmp.Compare(a.Pod, b.Pod), cmp.Compare(a.IP, b.IP))
 	})
-	all := slices.Concat(initPods, initEps, initRoutes, out)
+	all := slices.Concat(initPods, initEps, initRoutes, out, w.nodeEvents())
 	slices.SortStableFunc(all, func(a, b timeline.Event) int { return cmp.Compare(a.Offset, b.Offset) })
 	return all
 }
@@ -334,6 +370,10 @@ func (w *World) podEvents(l *life) []timeline.Event {
 			ep(l.firstReady, timeline.EvEndpointReady, true, true, false)
 			wasReady = true
 		}
+		if wasReady && l.lostAt != timeline.Forever && l.readyUntil < l.del {
+			// The node controller marked the pod NotReady.
+			ep(l.readyUntil, timeline.EvEndpointNotReady, false, false, false)
+		}
 		if wasReady && l.del != timeline.Forever && l.del <= l.exit {
 			ep(l.del, timeline.EvEndpointNotReady, false, servingAt(l.del), true)
 		}
@@ -349,10 +389,10 @@ func (w *World) podEvents(l *life) []timeline.Event {
 	}
 	logLine(l.start, contract.MsgStarted, fmt.Sprintf("addr=:%d pod=%s node=%s shutdown=%s readiness=%s warmup=%s latency=%s fail_every=%d attribution_headers=%t",
 		appPort, p.Name, p.Node, mode, a.Readiness, a.WarmUp, w.Latency, a.FailEvery, a.Headers))
-	if warm := l.start + a.WarmUp; warm < l.shutdownBegin && warm < l.exit {
+	if warm := l.start + a.WarmUp; warm < l.shutdownBegin && warm < l.exit && warm < l.lostAt {
 		logLine(warm, contract.MsgReady, "after="+a.WarmUp.Round(time.Millisecond).String())
 	}
-	if l.del != timeline.Forever {
+	if l.del != timeline.Forever && l.lostAt == timeline.Forever {
 		logLine(l.term, contract.MsgSIGTERM, fmt.Sprintf("signal=terminated mode=%s in_flight=%d", mode, l.inFlight(l.term)))
 		switch a.Shutdown {
 		case ShutdownAbrupt:
