@@ -16,6 +16,7 @@ require (
 	k8s.io/component-helpers v0.35.3
 	k8s.io/klog/v2 v2.140.0
 	k8s.io/kubectl v0.35.3
+	k8s.io/kubelet v0.35.3
 	sigs.k8s.io/e2e-framework v0.7.0
 	sigs.k8s.io/kind v0.30.0
 	sigs.k8s.io/kustomize/api v0.20.1

@@ -19,6 +19,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/observe"
 	"github.com/kube-rehearse/rehearse/harness/priority"
 	"github.com/kube-rehearse/rehearse/harness/progress"
+	"github.com/kube-rehearse/rehearse/harness/resources"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
@@ -267,7 +269,29 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 	if err := phase(ctx, tl, timeline.PhaseWarmup, func() error { return warmUp(ctx, plan, tl, router) }); err != nil {
 		return res, err
 	}
-	if err := phase(ctx, tl, timeline.PhaseBaseline, func() error { return sleep(ctx, plan.Baseline) }); err != nil {
+	// The cgroup audit samples each pod's view of its limits and its use at
+	// the end of the baseline and of each recovery: before and after the
+	// pods moved.
+	var sampler *resources.Sampler
+	if slices.Contains(checksOf(plan), verdict.CheckCgroup) {
+		sampler = resources.New(plan.Client, plan.REST, plan.Target, plan.App.Namespace, plan.App.PodSelector, tl)
+		if err := sampler.Nodes(ctx); err != nil {
+			tl.Note("the nodes' cgroup versions could not be read: " + err.Error())
+		}
+	}
+	sample := func(ph string) {
+		if sampler == nil {
+			return
+		}
+		if err := sampler.Sample(ctx, ph); err != nil {
+			tl.Note("resources not sampled at the end of the " + ph + ": " + err.Error())
+		}
+	}
+	if err := phase(ctx, tl, timeline.PhaseBaseline, func() error {
+		err := sleep(ctx, plan.Baseline)
+		sample(timeline.PhaseBaseline)
+		return err
+	}); err != nil {
 		return res, err
 	}
 	// A baseline that cannot be judged (not clean, a starved client) makes
@@ -300,7 +324,11 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 		if perr != nil {
 			return res, perr
 		}
-		if err := phase(ctx, tl, timeline.RecoveryPhase(id), func() error { return sleep(ctx, plan.Recovery) }); err != nil {
+		if err := phase(ctx, tl, timeline.RecoveryPhase(id), func() error {
+			err := sleep(ctx, plan.Recovery)
+			sample(timeline.RecoveryPhase(id))
+			return err
+		}); err != nil {
 			return res, err
 		}
 		if out.Err != nil {

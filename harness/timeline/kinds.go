@@ -202,6 +202,13 @@ const (
 	// EvNodeStopped: Node: the harness stopped the node abruptly (its
 	// machine powered off: no drain, no goodbye to the API server).
 	EvNodeStopped
+	// EvNodeCgroup: Node, Name (the node's cgroup version: "v1" or "v2"),
+	// Detail (the kubelet's cgroup driver, when known).
+	EvNodeCgroup
+	// EvResourceSample: Pod, UID, Node, Name (the phase it was taken at the
+	// end of), Detail (a ResourceSample as JSON): what the pod's runtime
+	// saw of its limits and what it used.
+	EvResourceSample
 	numEventKinds
 )
 
@@ -246,6 +253,8 @@ var eventKindNames = [numEventKinds]string{
 	EvAPIAvailable:         "APIAvailable",
 	EvNodeVersionChanged:   "NodeVersionChanged",
 	EvNodeStopped:          "NodeStopped",
+	EvNodeCgroup:           "NodeCgroup",
+	EvResourceSample:       "ResourceSample",
 }
 
 func (k EventKind) String() string {

@@ -25,6 +25,7 @@ const (
 	CheckUpgrade          = "upgrade"           // an upgrade's figures: per node, per batch, total, extrapolated
 	CheckDNS              = "dns"               // what broken name resolution cost, and how fast the app recovered
 	CheckNodeLoss         = "node-loss"         // a node lost without a drain: the app kept serving, its pods were replaced in time
+	CheckCgroup           = "cgroup"            // the runtime saw its container limits, before and after the pods moved; use before and after
 )
 
 // checker judges one aspect of a rehearsal.
@@ -50,6 +51,7 @@ var checkers = map[string]checker{
 	CheckUpgrade:          {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.upgradeCheck(w) }},
 	CheckDNS:              {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.dnsCheck(w) }},
 	CheckNodeLoss:         {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.nodeLossCheck(w) }},
+	CheckCgroup:           {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.cgroupCheck(w) }},
 }
 
 // DefaultChecks are the checks of a rehearsal that replaces pods (a

@@ -118,6 +118,12 @@ type Thresholds struct {
 	// gets by default, the app runs short for six minutes.
 	MaxNodeLossRecovery time.Duration `json:"max_node_loss_recovery_ns"`
 
+	// MaxMemoryGrowth is how much the app's mean memory use per pod may
+	// grow from before the fault to after the recovery (the cgroup check).
+	// Default 0.5 (+50 %, and at least 32 MiB): a runtime that lost sight
+	// of its limit on new nodes grows by multiples, not by percents.
+	MaxMemoryGrowth float64 `json:"max_memory_growth"`
+
 	// AllowEmptyPhases makes a phase in which no request was sent pass as
 	// "not judged". Default false: a phase with no traffic measured nothing,
 	// usually because the load stopped.
@@ -146,6 +152,7 @@ func DefaultThresholds() Thresholds {
 		MaxSendGap:        250 * time.Millisecond,
 
 		MaxNodeLossRecovery: 3 * time.Minute,
+		MaxMemoryGrowth:     0.5,
 	}
 }
 

@@ -24,6 +24,7 @@ type Class int
 const (
 	ClassNone               Class = 0
 	ClassPDBBlocksDrain     Class = 2
+	ClassCgroup             Class = 5
 	ClassDNS                Class = 6
 	ClassNoGracefulShutdown Class = 7
 	ClassEndpointLag        Class = 8
@@ -35,6 +36,7 @@ const (
 var classTitles = map[Class]string{
 	ClassNone:               "not a catalogued failure",
 	ClassPDBBlocksDrain:     "PodDisruptionBudget blocks the drain",
+	ClassCgroup:             "the runtime does not see its container limits (cgroup version)",
 	ClassDNS:                "name resolution broken",
 	ClassNoGracefulShutdown: "no graceful shutdown",
 	ClassEndpointLag:        "endpoint removal lags termination",

@@ -103,10 +103,11 @@ func Scenario(kind string, o Options, nodes []target.Node) (scenario.Scenario, e
 	}, nil
 }
 
-// Checks judge an upgrade: what clients saw, the drains, and the upgrade's
-// own figures.
+// Checks judge an upgrade: what clients saw, the drains, the upgrade's own
+// figures, and the cgroup audit (a node image may change the cgroup
+// version under the app, as AKS's did with Kubernetes 1.25).
 var Checks = []string{"load", "baseline", "observation", "steps", "drain", "upgrade",
-	"error-rate", "longest-outage", "ready-endpoints", "readiness", "graceful-shutdown"}
+	"error-rate", "longest-outage", "ready-endpoints", "readiness", "graceful-shutdown", "cgroup"}
 
 // run is one upgrade's state, shared by its steps.
 type run struct {
