@@ -5,7 +5,7 @@ REHEARSE  := $(GO) run ./cmd/rehearse
 # End-to-end suites create real clusters: generous, bounded time.
 E2E_TIMEOUT ?= 80m
 
-.PHONY: rehearse test unit e2e example node-image engine bench repeat clean-clusters
+.PHONY: rehearse test test-full unit e2e e2e-full example node-image engine bench repeat clean-clusters
 
 ## rehearse: a node-image surge upgrade rehearsed on a local kind cluster
 ## (cluster up, app under load, upgrade, verdict, cluster down)
@@ -15,16 +15,25 @@ rehearse:
 ## test: every test, unit and end-to-end (real kind clusters)
 test: unit e2e
 
+## test-full: every test with every case of the end-to-end suites (the nightly
+## run: about twice make test's time)
+test-full: unit e2e-full
+
 ## unit: unit and component tests (no cluster)
 unit:
 	$(GO) vet ./...
 	$(GO) test -count=1 $$($(GO) list ./... | grep -v /suites/)
 
-## e2e: end-to-end suites, one cluster per suite package, one package at a time,
-## then the example of a user's own module (examples/shop)
+## e2e: end-to-end suites (their core cases: each verdict's pass and fail at
+## least once), one cluster per suite package, one package at a time, then
+## the example of a user's own module (examples/shop)
 e2e: engine node-image
 	$(GO) test -count=1 -p 1 -timeout $(E2E_TIMEOUT) ./suites/...
 	$(MAKE) example
+
+## e2e-full: the end-to-end suites with every case (REHEARSE_FULL=1)
+e2e-full:
+	REHEARSE_FULL=1 $(MAKE) e2e
 
 ## example: the user's-own-module example rehearses its app through the public API
 example:

@@ -119,10 +119,22 @@ func (c *Cluster) Connect(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(c.cfg.KubeconfigPath), 0o755); err != nil {
 		return err
 	}
-	if err := c.kind.ExportKubeConfig(c.cfg.Name, c.cfg.KubeconfigPath, false); err != nil {
-		return fmt.Errorf("cluster %q: %w", c.cfg.Name, err)
+	// kind lists the cluster's containers, then inspects each: a node
+	// container that another process is removing or adding at that moment
+	// (a rehearsal killed in the middle of a node's replacement leaves
+	// Docker finishing it) fails the inspect. That passes within seconds.
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		if err = c.kind.ExportKubeConfig(c.cfg.Name, c.cfg.KubeconfigPath, false); err == nil {
+			return c.connect()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
-	return c.connect()
+	return fmt.Errorf("cluster %q: %w", c.cfg.Name, err)
 }
 
 func (c *Cluster) connect() error {

@@ -132,6 +132,11 @@ func (p *Plan) defaults() {
 	}
 }
 
+// settle is how long a phase whose requests are judged at its end runs on
+// after its judged part: the clients' timeout, the longest a request sent
+// in it can take to have an outcome.
+func (p *Plan) settle() time.Duration { return load.DefaultTimeout }
+
 func (p *Plan) validate() error {
 	var errs []error
 	if p.Client == nil {
@@ -287,8 +292,17 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 			tl.Note("resources not sampled at the end of the " + ph + ": " + err.Error())
 		}
 	}
+	// The baseline runs on for the clients' timeout after its judged part,
+	// so that every request sent in that part has an outcome when the gate
+	// below judges it: a request still in flight is not on the timeline
+	// yet, and counting without it would read as a starved client.
+	var judgedUntil time.Duration
 	if err := phase(ctx, tl, timeline.PhaseBaseline, func() error {
 		err := sleep(ctx, plan.Baseline)
+		judgedUntil = tl.Now()
+		if err == nil {
+			err = sleep(ctx, plan.settle())
+		}
 		sample(timeline.PhaseBaseline)
 		return err
 	}); err != nil {
@@ -296,9 +310,10 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 	}
 	// A baseline that cannot be judged (not clean, a starved client) makes
 	// the whole rehearsal unjudgeable: the scenarios would disturb the
-	// cluster and cost minutes for nothing. Say so now and stop.
-	if gate := judgeUpTo(tl, timeline.PhaseBaseline, *plan.Thresholds, verdict.CheckLoad, verdict.CheckBaseline); gate.Outcome == verdict.CannotJudge {
-		tl.Note("scenarios not run: " + gate.Reason)
+	// cluster and cost minutes for nothing. Say so now and stop; the final
+	// verdict says the same (verdict: scenarios not run).
+	if gate := judgeUpTo(tl, timeline.PhaseBaseline, judgedUntil, *plan.Thresholds, verdict.CheckLoad, verdict.CheckBaseline); gate.Outcome == verdict.CannotJudge {
+		tl.AddEvent(timeline.Event{Offset: tl.Now(), Kind: timeline.EvNote, Name: verdict.NoteScenariosNotRun, Detail: "scenarios not run: " + gate.Reason})
 		fmt.Fprintf(plan.Out, "  the scenarios are not run: %s\n", gate.Reason)
 		return res, nil
 	}
@@ -339,24 +354,18 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 	return res, nil
 }
 
-// judgeUpTo judges what the timeline recorded until the end of the named
-// phase: requests sent after it (a moment later, while the judging starts)
-// would otherwise read as a phase of their own, too short to reach its
-// rate.
-func judgeUpTo(tl *timeline.Timeline, phase string, th verdict.Thresholds, checks ...string) verdict.Report {
+// judgeUpTo judges what the timeline recorded until cut, as if the named
+// phase had ended there: requests sent after it (while the phase settles,
+// or a moment later while the judging starts) would otherwise read as a
+// phase of their own, too short to reach its rate.
+func judgeUpTo(tl *timeline.Timeline, phase string, cut time.Duration, th verdict.Thresholds, checks ...string) verdict.Report {
 	s := tl.Snapshot()
-	end := s.End()
-	for _, p := range s.Phases() {
-		if p.Name == phase {
-			end = p.End
-		}
-	}
-	s.Requests = s.RequestsIn(0, end)
+	s.Requests = s.RequestsIn(0, cut)
 	n := 0
-	for n < len(s.Events) && s.Events[n].Offset <= end {
+	for n < len(s.Events) && s.Events[n].Offset <= cut {
 		n++
 	}
-	s.Events = s.Events[:n]
+	s.Events = append(s.Events[:n:n], timeline.Event{Offset: cut, Kind: timeline.EvPhaseEnd, Name: phase})
 	return verdict.JudgeSnapshot(&s, th, checks...)
 }
 

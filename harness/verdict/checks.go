@@ -28,6 +28,11 @@ const (
 	CheckCgroup           = "cgroup"            // the runtime saw its container limits, before and after the pods moved; use before and after
 )
 
+// NoteScenariosNotRun names the timeline note a rehearsal writes when its
+// baseline could not be judged and it did not run its scenarios (the
+// note's Detail says why).
+const NoteScenariosNotRun = "scenarios-not-run"
+
 // checker judges one aspect of a rehearsal.
 type checker struct {
 	// once: judged once per rehearsal (not per scenario window); such checks
@@ -156,6 +161,16 @@ func JudgeSnapshot(s *timeline.Snapshot, th Thresholds, checks ...string) Report
 	switch {
 	case gate != nil:
 		r.Outcome, r.Reason = CannotJudge, gate.Name+": "+gate.Summary
+	case len(a.windows) == 0 && judgesWindows(checks):
+		// Nothing was done to the cluster: a rehearsal that never reached
+		// its fault never passes. (Judging only the checks of the whole
+		// rehearsal, as its gate after the baseline does, needs no fault.)
+		r.Outcome, r.Reason = CannotJudge, "no scenario ran: nothing was rehearsed"
+		for _, e := range s.Events {
+			if e.Kind == timeline.EvNote && e.Name == NoteScenariosNotRun {
+				r.Reason = e.Detail
+			}
+		}
 	case len(r.Failed()) > 0:
 		r.Outcome = Fail
 	case len(r.Unjudged()) > 0:
@@ -163,6 +178,17 @@ func JudgeSnapshot(s *timeline.Snapshot, th Thresholds, checks ...string) Report
 		r.Outcome, r.Reason = CannotJudge, u.Name+": "+u.Summary
 	}
 	return r
+}
+
+// judgesWindows reports whether any of the checks judges a scenario's
+// window (the others judge the whole rehearsal once).
+func judgesWindows(checks []string) bool {
+	for _, n := range checks {
+		if ck, ok := checkers[n]; ok && !ck.once {
+			return true
+		}
+	}
+	return false
 }
 
 func cannotJudge(name, what, fix string, figs ...Figure) Check {

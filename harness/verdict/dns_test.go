@@ -165,3 +165,21 @@ func TestTheGateBeforeTheFault(t *testing.T) {
 	assert.Equal(t, verdict.CannotJudge, rep.Outcome)
 	assert.Contains(t, rep.Reason, "baseline not clean")
 }
+
+// A rehearsal that stopped after its baseline (its gate could not judge it)
+// never passes: with no fault on the timeline, the verdict cannot judge and
+// says why, even though every check it could run passed.
+func TestNoFaultNeverPasses(t *testing.T) {
+	b := tt.New().Phase(timeline.PhaseWarmup, 0, S(2)).Phase(timeline.PhaseBaseline, S(2), S(7))
+	b.PodStart("web-1", "w1", "10.0.0.1", -S(10), -S(9))
+	for at := S(0); at < S(7); at += 10 * time.Millisecond {
+		b.OK(at, "web-1")
+	}
+	b.Event(timeline.Event{Offset: S(7), Kind: timeline.EvNote, Name: verdict.NoteScenariosNotRun,
+		Detail: "scenarios not run: load: load generator starved"})
+	rep := verdict.Judge(b.TL, verdict.DefaultThresholds())
+	assert.Equal(t, verdict.CannotJudge, rep.Outcome, rep.String())
+	assert.Contains(t, rep.Reason, "load generator starved")
+	rep = verdict.Judge(b.TL, verdict.DefaultThresholds(), verdict.CheckLoad, verdict.CheckBaseline)
+	assert.NotEqual(t, verdict.CannotJudge, rep.Outcome, "the gate's own checks need no fault: %s", rep.String())
+}

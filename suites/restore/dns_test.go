@@ -96,7 +96,7 @@ func TestDNSRevertAfterInterruption(t *testing.T) {
 				return ctx
 			}).Feature())
 	}
-	suite.Env.Test.Test(t, fs...)
+	suite.Env.Test.Test(t, suite.Select(fs, "coredns-outage "+syscall.SIGKILL.String())...)
 }
 
 // requireCoreDNSReady checks that CoreDNS has as many ready pods as it

@@ -67,7 +67,7 @@ func TestRevertInterruptedUpgrade(t *testing.T) {
 					return ctx
 				}).Feature())
 	}
-	suite.Env.Test.Test(t, cases...)
+	suite.Env.Test.Test(t, suite.Select(cases, "upgrade-sigkill-reimaging")...)
 }
 
 // startUpgrade runs `rehearse upgrade` of the workers to the node image

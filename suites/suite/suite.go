@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -137,11 +138,21 @@ func exportLogs(ctx context.Context, t *testing.T) {
 	t.Logf("cluster logs exported to %s", dir)
 }
 
+// Rate is the suites' request rate per client kind. On the 2-core machines
+// the suites run on, the cluster, the apps and the instruments share the
+// CPUs: at 200 requests/s per client a DNS rehearsal (each request also
+// calls a dependency) left a node so short of CPU that the resilient app's
+// pods queued requests for seconds, and a control-plane upgrade starved the
+// clients for 0.7 s. At 100/s a 100 ms slice still holds 10 requests of
+// each client, enough to time an outage to a tenth of a second.
+const Rate = 100
+
 // Rehearser is a harness.Rehearser on the suite's cluster; options add to
-// (and may override) the suite's defaults: status lines in the test log.
+// (and may override) the suite's defaults: status lines in the test log,
+// Rate requests per second per client kind.
 func Rehearser(t *testing.T, opts ...harness.Option) *harness.Rehearser {
 	t.Helper()
-	all := append([]harness.Option{harness.WithTarget(Env.Target), harness.WithLog(testWriter{t})}, opts...)
+	all := append([]harness.Option{harness.WithTarget(Env.Target), harness.WithLog(testWriter{t}), harness.WithRate(Rate)}, opts...)
 	// Keep every rehearsal's results when asked, and always in a repeat
 	// (make repeat): a verdict can then be judged again from its timeline.
 	if dir := os.Getenv("REHEARSE_TIMELINE_DIR"); dir != "" {
@@ -261,6 +272,29 @@ func OtherNodeImage(ctx context.Context, t *testing.T) string {
 		}
 	}
 	return variant
+}
+
+// Full reports whether the suites run every case (REHEARSE_FULL=1, make
+// test-full: the nightly run) rather than their core cases (make test:
+// each verdict's pass and fail at least once, within the time budget).
+func Full() bool {
+	v := os.Getenv("REHEARSE_FULL")
+	return v != "" && v != "0"
+}
+
+// Select is the features a run tests, in their order: those named in core,
+// or, with Full, all of them.
+func Select(fs []features.Feature, core ...string) []features.Feature {
+	if Full() {
+		return fs
+	}
+	var out []features.Feature
+	for _, f := range fs {
+		if slices.Contains(core, f.Name()) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // Rounds is how often a suite repeats a case within one run: def, or
