@@ -161,7 +161,7 @@ func (a *analysis) attribute(i int) Attribution {
 	}
 	if p != nil {
 		switch {
-		case a.lostWindowContains(p, r):
+		case a.lostWindowContains(p, r, false):
 			out.Cause = CauseNodeLost
 		// A request that failed once the pod was being deleted, even if it
 		// was sent just before (in flight at SIGTERM), is the shutdown's;
@@ -203,6 +203,11 @@ func correlatable(r *timeline.Request) bool {
 func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 	t := r.Offset
 	if !correlatable(r) {
+		if a.lostAddressAnswer(r) {
+			if lost := a.lostAt(r); len(lost) > 0 {
+				out.Cause, out.Pods, out.Correlated = CauseNodeLost, lost, true
+			}
+		}
 		return out
 	}
 	if a.hasEps && (a.ready.At(t) == 0 || a.ready.At(t+a.tol) == 0) && r.Err.IsConnection() {
@@ -219,7 +224,7 @@ func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 	var lost, stopping, starting, restarting []*timeline.PodLifecycle
 	for k := range a.pods {
 		p := &a.pods[k]
-		if r.Err.IsConnection() && a.lostWindowContains(p, r) {
+		if (r.Err.IsConnection() || a.lostAddressAnswer(r)) && a.lostWindowContains(p, r, true) {
 			lost = append(lost, p)
 			continue
 		}
@@ -293,8 +298,11 @@ func (a *analysis) startWindow(p *timeline.PodLifecycle) (from, to time.Duration
 // lostWindow is when a failure may be blamed on a pod whose node was
 // powered off: from the power-off (a request in flight then dies with it)
 // until the Service could no longer route to the pod (its endpoint gone,
-// plus kube-proxy's routing lag); open-ended while it was not removed.
-func (a *analysis) lostWindow(p *timeline.PodLifecycle) (from, to time.Duration, ok bool) {
+// plus kube-proxy's routing lag); open-ended while it was not removed. A
+// connection failure nobody is named for (through the Service) is blamed
+// on it for StaleNATLifetime after that: the node's NAT entries of earlier
+// attempts still send matching connections to the dead pod.
+func (a *analysis) lostWindow(p *timeline.PodLifecycle, unnamed bool) (from, to time.Duration, ok bool) {
 	at, ok := a.lost[p]
 	if !ok {
 		return 0, 0, false
@@ -302,14 +310,17 @@ func (a *analysis) lostWindow(p *timeline.PodLifecycle) (from, to time.Duration,
 	to = timeline.Forever
 	if gone, ok := a.endpointGoneAfter(p, at); ok {
 		to = gone + a.th.ServiceRoutingLag + a.tol
+		if unnamed {
+			to = gone + max(a.th.StaleNATLifetime, a.th.ServiceRoutingLag) + a.tol
+		}
 	}
 	return at - a.tol, to, true
 }
 
 // lostWindowContains reports whether the request ended (or was sent)
 // within the pod's lost window.
-func (a *analysis) lostWindowContains(p *timeline.PodLifecycle, r *timeline.Request) bool {
-	from, to, ok := a.lostWindow(p)
+func (a *analysis) lostWindowContains(p *timeline.PodLifecycle, r *timeline.Request, unnamed bool) bool {
+	from, to, ok := a.lostWindow(p, unnamed)
 	return ok && r.End() >= from && r.Offset <= to
 }
 
@@ -336,4 +347,25 @@ func (a *analysis) zeroReadyWithin(from, to time.Duration) bool {
 		}
 	}
 	return false
+}
+
+// lostAddressAnswer reports whether a failed answer nobody is named for may
+// have come from whatever took over a lost pod's address: a stale NAT entry
+// sends the connection to the dead pod's address, and a pod of the node
+// that replaced it may hold that address now and answer something else
+// (CoreDNS's health port answered 404 for /).
+func (a *analysis) lostAddressAnswer(r *timeline.Request) bool {
+	return len(a.lost) > 0 && r.Via == timeline.ViaNone && (r.Err == timeline.ErrHTTP4xx || r.Err == timeline.ErrHTTP5xx)
+}
+
+// lostAt lists the lost pods whose window (for a request nobody is named
+// for) contains the request.
+func (a *analysis) lostAt(r *timeline.Request) []*timeline.PodLifecycle {
+	var out []*timeline.PodLifecycle
+	for _, p := range sortedPods(a.lost) {
+		if a.lostWindowContains(p, r, true) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -157,8 +157,9 @@ func (a *analysis) nodeLossCheck(w *window) Check {
 	// Failures: those the loss explains, and the rest.
 	var other []int
 	otherRate := 0.0
+	var stale []string
 	for _, c := range a.clients {
-		var n, lost, bad int
+		var n, lost, late, bad int
 		for _, i := range append(a.inFlightAt(c, w.from()), a.requestsOf(c, w.from(), w.to())...) {
 			r := &a.s.Requests[i]
 			if r.Err == timeline.ErrClient {
@@ -168,18 +169,25 @@ func (a *analysis) nodeLossCheck(w *window) Check {
 			if r.OK() {
 				continue
 			}
-			if a.attrs[a.byReq[i]].Cause == CauseNodeLost {
+			if at := &a.attrs[a.byReq[i]]; at.Cause == CauseNodeLost {
 				lost++
+				if a.afterRemoval(at, r) {
+					late++
+				}
 			} else {
 				bad++
 				other = append(other, i)
 			}
 		}
-		figs = append(figs, count("lost_to_node_"+c.String(), lost), count("other_failed_"+c.String(), bad))
+		figs = append(figs, count("lost_to_node_"+c.String(), lost), count("lost_after_removal_"+c.String(), late),
+			count("other_failed_"+c.String(), bad))
 		if n > 0 {
 			otherRate = max(otherRate, float64(bad)/float64(n))
-			if lost > 0 {
-				summary = append(summary, fmt.Sprintf("%d %s requests", lost, c))
+			if lost > late {
+				summary = append(summary, fmt.Sprintf("%d %s requests", lost-late, c))
+			}
+			if late > 0 {
+				stale = append(stale, fmt.Sprintf("%d %s requests", late, c))
 			}
 		}
 	}
@@ -189,6 +197,11 @@ func (a *analysis) nodeLossCheck(w *window) Check {
 	if len(summary) > 0 {
 		lostText = strings.Join(summary, " and ") + " to the lost node's pods failed before Kubernetes took them out of the endpoints " +
 			"(no pod setting saves these; clients that retry on another endpoint, or gateways that eject failing ones, lose none)"
+	}
+	if len(stale) > 0 {
+		lostText += "; " + strings.Join(stale, " and ") + " still reached them through the Service after that: the nodes' NAT kept " +
+			"entries of the attempts to the dead pods (kube-proxy does not flush them for TCP) and sent new connections whose " +
+			"ports matched one to the dead pods' addresses (or to whatever pod took an address over), for up to " + dur(a.th.StaleNATLifetime) + " (clients behind a source-NAT that reuses ports see the same)"
 	}
 	switch {
 	case zeroServing:
@@ -299,3 +312,20 @@ const fixSpread = "spread the replicas over nodes so one node's loss cannot take
 	"(a ScheduleAnyway constraint, or none, lets the scheduler pack them onto one node), or a required podAntiAffinity on " +
 	"kubernetes.io/hostname; across zones too (topology.kubernetes.io/zone) where the pool has them. A PodDisruptionBudget " +
 	"does not help here: a node that dies asks nobody"
+
+// afterRemoval reports whether a failure blamed on a lost pod came after
+// the pod left the endpoints (and kube-proxy's routing lag): a connection
+// through the Service that a stale NAT entry sent to the dead pod.
+func (a *analysis) afterRemoval(at *Attribution, r *timeline.Request) bool {
+	for _, p := range at.Pods {
+		lostAt, ok := a.lost[p]
+		if !ok {
+			continue
+		}
+		gone, ok := a.endpointGoneAfter(p, lostAt)
+		if !ok || r.Offset <= gone+a.th.ServiceRoutingLag+a.tol {
+			return false
+		}
+	}
+	return len(at.Pods) > 0
+}

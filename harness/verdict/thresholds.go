@@ -118,6 +118,17 @@ type Thresholds struct {
 	// gets by default, the app runs short for six minutes.
 	MaxNodeLossRecovery time.Duration `json:"max_node_loss_recovery_ns"`
 
+	// StaleNATLifetime is how long after a lost pod left the endpoints a
+	// connection through a node's Service rules may still be sent to it:
+	// each connection attempt to the dead pod left a NAT entry (conntrack,
+	// SYN_SENT, unanswered) that kube-proxy does not flush for TCP, and a
+	// new connection whose addresses and ports match one (a client reusing
+	// a source port) follows it to the dead pod until it expires. Default
+	// 120 s, Linux's nf_conntrack_tcp_timeout_syn_sent. Connection failures
+	// the client cannot name a pod for are blamed on the lost pods for this
+	// long.
+	StaleNATLifetime time.Duration `json:"stale_nat_lifetime_ns"`
+
 	// MaxMemoryGrowth is how much the app's mean memory use per pod may
 	// grow from before the fault to after the recovery (the cgroup check).
 	// Default 0.5 (+50 %, and at least 32 MiB): a runtime that lost sight
@@ -153,6 +164,7 @@ func DefaultThresholds() Thresholds {
 
 		MaxNodeLossRecovery: 3 * time.Minute,
 		MaxMemoryGrowth:     0.5,
+		StaleNATLifetime:    120 * time.Second,
 	}
 }
 

@@ -129,11 +129,17 @@ func powerOff(o Options) scenario.Step {
 		}
 		noteTolerations(ctx, sc, o)
 		return sc.Change(ctx, "power off node "+o.Node, ReplaceNode(o.Node, o.Pool, o.Image), func(ctx context.Context) error {
+			// Stamped before the call: the machine dies somewhere inside
+			// it, and a request failing then must not fall before the loss.
+			var at time.Duration
+			if sc.Timeline != nil {
+				at = sc.Timeline.Now()
+			}
 			if err := sc.Target.StopNode(ctx, o.Node); err != nil {
 				return err
 			}
 			if sc.Timeline != nil {
-				sc.Timeline.AddEvent(timeline.Event{Offset: sc.Timeline.Now(), Kind: timeline.EvNodeStopped, Node: o.Node, Name: sc.Scenario})
+				sc.Timeline.AddEvent(timeline.Event{Offset: at, Kind: timeline.EvNodeStopped, Node: o.Node, Name: sc.Scenario})
 			}
 			return nil
 		})

@@ -101,6 +101,9 @@ type World struct {
 	// ClientTimeout is how long a client waits for a connection or an
 	// answer that never comes (harness/load's timeout).
 	ClientTimeout time.Duration
+	// StaleNAT is how long a node's NAT entry of a connection sent to a
+	// dead pod lives (Linux's nf_conntrack_tcp_timeout_syn_sent).
+	StaleNAT time.Duration
 
 	pods     []*SimPod
 	stops    []stop
@@ -127,6 +130,7 @@ func NewWorld() *World {
 		Latency:       20 * time.Millisecond,
 		NodeGrace:     50 * time.Second, // kube-controller-manager's default since Kubernetes 1.32
 		ClientTimeout: 2 * time.Second,
+		StaleNAT:      120 * time.Second,
 		names:         map[string]int{},
 		ips:           map[string]bool{},
 	}

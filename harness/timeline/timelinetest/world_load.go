@@ -36,11 +36,12 @@ type conn struct {
 // clientSim is one client during a run.
 type clientSim struct {
 	Client
-	idx    int
-	rng    splitmix
-	port   int
-	perPod map[*life][]*conn // gateway: idle connections per pod, most recent last
-	idle   []*conn           // PlainGo: idle connections, most recent last
+	idx     int
+	rng     splitmix
+	port    int
+	perPod  map[*life][]*conn // gateway: idle connections per pod, most recent last
+	natPort int               // service: the port of the connection being made (in a world with a lost node)
+	idle    []*conn           // PlainGo: idle connections, most recent last
 }
 
 // request is one request of a client, across net/http's retries.
@@ -98,7 +99,10 @@ func (s *splitmix) intn(n int) int { return int(s.next() % uint64(n)) }
 
 // sim is the state of one run's requests.
 type sim struct {
-	w       *World
+	w *World
+	// nat holds, by client port, the node's NAT entries of connections
+	// sent to a dead pod, until they expire (PowerOff).
+	nat     map[int]time.Duration
 	lives   []*life
 	clients []*clientSim
 	q       queue
@@ -346,6 +350,11 @@ func (s *sim) gateway(t time.Duration, cs *clientSim, req *request) {
 func (s *sim) service(t time.Duration, cs *clientSim, req *request) {
 	url := "http://" + nodePortAddr + "/"
 	r := timeline.Request{Offset: t, Client: timeline.ClientService}
+	if s.staleNAT(t, cs) {
+		r.Latency, r.ErrText = s.w.ClientTimeout, dialTimeout(url, nodePortAddr)
+		s.record(req, r)
+		return
+	}
 	eps := s.routed(t, s.w.proxyInterval)
 	if len(eps) == 0 {
 		r.Latency, r.ErrText = answerRTT, refusedText(url, nodePortAddr)
@@ -354,6 +363,7 @@ func (s *sim) service(t time.Duration, cs *clientSim, req *request) {
 	}
 	l := eps[cs.rng.intn(len(eps))]
 	if t >= l.lostAt {
+		s.rememberNAT(t, cs)
 		r.Latency, r.ErrText = s.w.ClientTimeout, dialTimeout(url, nodePortAddr)
 		s.record(req, r)
 		return

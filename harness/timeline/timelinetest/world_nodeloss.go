@@ -87,6 +87,37 @@ func (w *World) nodeEvents() []timeline.Event {
 	return out
 }
 
+// The service client's connections in a world with a lost node: each one
+// comes from a random port of Linux's ephemeral range, and an attempt sent
+// to a dead pod leaves an entry in the node's NAT table (unanswered,
+// StaleNAT long) that sends a later connection from the same port to the
+// same dead pod, whatever the Service's endpoints say by then: kube-proxy
+// does not flush such entries for TCP.
+
+const ephemeralPorts = 60999 - 32768 + 1
+
+// staleNAT draws the connection's port and reports whether a NAT entry
+// for it still leads to a dead pod (refreshing it).
+func (s *sim) staleNAT(t time.Duration, cs *clientSim) bool {
+	if len(s.w.stops) == 0 {
+		return false // no lost node: the random draws of other worlds stay as they were
+	}
+	cs.natPort = 32768 + cs.rng.intn(ephemeralPorts)
+	if until, ok := s.nat[cs.natPort]; ok && t < until {
+		s.nat[cs.natPort] = t + s.w.StaleNAT
+		return true
+	}
+	return false
+}
+
+// rememberNAT records the NAT entry of a connection sent to a dead pod.
+func (s *sim) rememberNAT(t time.Duration, cs *clientSim) {
+	if s.nat == nil {
+		s.nat = map[int]time.Duration{}
+	}
+	s.nat[cs.natPort] = t + s.w.StaleNAT
+}
+
 // noAnswer is the outcome of a request to a pod whose machine is gone: the
 // client waits ClientTimeout for an answer that never comes.
 func (s *sim) noAnswer(url string) outcome {

@@ -24,15 +24,23 @@ func TestWorldPowerOff(t *testing.T) {
 	require.Len(t, repl, 2)
 	s := w.Run(gatewayClient(0, S(80)), serviceClient(0, S(80))).Snapshot()
 
+	late := 0
 	for _, kind := range []timeline.ClientKind{timeline.ClientGateway, timeline.ClientService} {
 		bad := failed(s, kind)
 		require.NotEmpty(t, bad, "%s: requests to the dead pods fail", kind)
 		assert.Equal(t, map[timeline.ErrorKind]int{timeline.ErrTimeout: len(bad)}, byKind(bad), "%s: nothing answers, so every failure is a timeout", kind)
 		for _, r := range bad {
 			assert.GreaterOrEqual(t, r.End(), S(5))
-			assert.Less(t, r.Offset, S(57), "%s: nothing fails once the endpoints are gone and routed around", kind)
+			if kind == timeline.ClientGateway {
+				assert.Less(t, r.Offset, S(57), "the gateway routes around the pods once their endpoints are gone")
+			} else if r.Offset > S(57) {
+				late++
+			}
 		}
 	}
+	// Through the Service, a connection whose port matches a NAT entry of an
+	// earlier attempt still goes to a dead pod, after the endpoints' removal.
+	assert.Positive(t, late, "stale NAT entries send some service connections to the dead pods")
 	for _, p := range lost {
 		l := lifecycle(t, s, p.Name)
 		require.True(t, l.EndpointGone.Known)
