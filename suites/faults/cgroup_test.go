@@ -63,11 +63,7 @@ func audit(ctx context.Context, t *testing.T, name string, preset appspec.Preset
 	a.Namespace = "cg-" + name
 	r := suite.Rehearser(t, harness.WithApp(a), harness.WithName("cgroup/"+name),
 		harness.WithChecks(append(append([]string{}, drain.Checks...), verdict.CheckCgroup)...))
-	t.Cleanup(func() { suite.DeleteNamespace(t, a.Namespace) })
-	res, err := r.Rehearse(ctx, harness.Scenario(drain.Kind, nil))
-	suite.Log(t, res)
-	suite.Record(t, "cgroup", name, res)
-	require.NoError(t, err)
+	res := suite.Rehearse(ctx, t, r, a.Namespace, "cgroup", name, harness.Scenario(drain.Kind, nil))
 	left, err := journal.Leftovers(ctx, suite.Env.Target.Client(), journal.Force())
 	require.NoError(t, err)
 	assert.Empty(t, left, "nothing left in the journal")

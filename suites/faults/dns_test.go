@@ -116,15 +116,7 @@ func rehearse(ctx context.Context, t *testing.T, name string, spec appspec.Spec,
 	app := harness.RehearsalApp(spec)
 	app.Namespace = "dns-" + name
 	r := suite.Rehearser(t, harness.WithApp(app), harness.WithName("dns/"+name))
-	res, err := r.Rehearse(ctx, harness.Scenario(kind, set))
-	suite.Log(t, res)
-	suite.Record(t, "dns", name, res)
-	// The next case starts only when this one's namespace is gone. Its pods
-	// being torn down during the next baseline made 11 of the fragile app's
-	// calls to its dependency (new connections through the node's Service
-	// rules) fail within 60 ms, and the baseline could not be judged.
-	t.Cleanup(func() { suite.DeleteNamespace(t, app.Namespace) })
-	require.NoError(t, err)
+	res := suite.Rehearse(ctx, t, r, app.Namespace, "dns", name, harness.Scenario(kind, set))
 	left, err := journal.Leftovers(ctx, suite.Env.Target.Client(), journal.Force())
 	require.NoError(t, err)
 	assert.Empty(t, left, "nothing left in the journal")

@@ -108,14 +108,10 @@ func rehearseLoss(ctx context.Context, t *testing.T, name string, spec appspec.S
 	a := harness.RehearsalApp(spec)
 	a.Namespace = "nl-" + name
 	r := suite.Rehearser(t, harness.WithApp(a), harness.WithName(nodeLossName+"/"+name))
-	t.Cleanup(func() { suite.DeleteNamespace(t, a.Namespace) })
 	if arrange != nil {
 		arrange(ctx, t, r, a.Namespace)
 	}
-	res, err := r.Rehearse(ctx, harness.Scenario(nodeloss.Kind, set))
-	suite.Log(t, res)
-	suite.Record(t, nodeLossName, name, res)
-	require.NoError(t, err)
+	res := suite.Rehearse(ctx, t, r, a.Namespace, nodeLossName, name, harness.Scenario(nodeloss.Kind, set))
 	assert.Equal(t, before, nodesReady(ctx, t), "the cluster has its nodes back, all Ready")
 	left, err := journal.Leftovers(ctx, suite.Env.Target.Client(), journal.Force())
 	require.NoError(t, err)

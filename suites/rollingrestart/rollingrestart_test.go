@@ -26,7 +26,6 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
@@ -139,14 +138,7 @@ func rehearseScenario(ctx context.Context, t *testing.T, name string, spec appsp
 	app := harness.RehearsalApp(spec)
 	app.Namespace = "rr-" + name
 	r := suite.Rehearser(t, append([]harness.Option{harness.WithApp(app), harness.WithName(suiteName + "/" + name)}, opts...)...)
-	res, err := r.Rehearse(ctx, sc)
-	suite.Log(t, res)
-	suite.Record(t, suiteName, name, res)
-	t.Cleanup(func() {
-		_ = suite.Env.Target.Client().CoreV1().Namespaces().Delete(context.Background(), app.Namespace, metav1.DeleteOptions{})
-	})
-	require.NoError(t, err)
-	return res
+	return suite.Rehearse(ctx, t, r, app.Namespace, suiteName, name, sc)
 }
 
 func expect(t *testing.T, res *harness.Result, want expectation) {

@@ -5,12 +5,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/kube-rehearse/rehearse/scenarios/dns"
 )
@@ -51,23 +48,4 @@ func withoutComments(s string) string {
 		}
 	}
 	return strings.Join(keep, "\n")
-}
-
-// DeleteNamespace deletes a case's namespace and waits, up to 3 minutes,
-// until it is gone: its pods' teardown then cannot disturb the next case.
-func DeleteNamespace(t *testing.T, ns string) {
-	t.Helper()
-	client := Env.Target.Client()
-	ctx := context.Background()
-	if err := client.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		t.Errorf("deleting namespace %s: %v", ns, err)
-		return
-	}
-	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
-	})
-	if err != nil {
-		t.Errorf("namespace %s not gone within 3 minutes: %v", ns, err)
-	}
 }

@@ -223,14 +223,7 @@ func rehearseSpec(ctx context.Context, t *testing.T, name string, spec appspec.S
 	app := harness.RehearsalApp(spec)
 	app.Namespace = "ug-" + name
 	r := suite.Rehearser(t, harness.WithApp(app), harness.WithName(suiteName+"/"+name))
-	res, err := r.Rehearse(ctx, harness.Scenario(kind, set))
-	suite.Log(t, res)
-	suite.Record(t, suiteName, name, res)
-	t.Cleanup(func() {
-		_ = suite.Env.Target.Client().CoreV1().Namespaces().Delete(context.Background(), app.Namespace, metav1.DeleteOptions{})
-	})
-	require.NoError(t, err)
-	return res
+	return suite.Rehearse(ctx, t, r, app.Namespace, suiteName, name, harness.Scenario(kind, set))
 }
 
 // nodeImages maps each node to its image.

@@ -1,0 +1,75 @@
+package suite
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kube-rehearse/rehearse/harness"
+)
+
+// A case's namespace goes when the case ends, but the next case does not
+// wait for that: it deploys its app meanwhile, and only its rehearsal waits
+// until the namespace is gone (pods being torn down during a baseline made
+// a fragile app's calls fail, and the baseline could not be judged). The
+// teardown of one case and the deploy of the next overlap.
+var leaving struct {
+	sync.Mutex
+	namespaces []string
+}
+
+// Rehearse runs one case of a suite: it deploys r's app (in namespace ns),
+// waits until the namespaces of earlier cases are gone, rehearses the
+// scenarios, logs the result and records its outcome for `make repeat`
+// under name, and, when the case ends, deletes ns without waiting. A
+// rehearsal that could not run fails the test.
+func Rehearse(ctx context.Context, t *testing.T, r *harness.Rehearser, ns, suiteName, name string, builds ...harness.ScenarioFunc) *harness.Result {
+	t.Helper()
+	t.Cleanup(func() { leave(t, ns) })
+	_, err := r.Deploy(ctx)
+	require.NoError(t, err, "deploying the app")
+	waitLeft(t)
+	res, err := r.Rehearse(ctx, builds...)
+	Log(t, res)
+	Record(t, suiteName, name, res)
+	require.NoError(t, err)
+	return res
+}
+
+// leave deletes a case's namespace and notes it for the next case to wait
+// for.
+func leave(t *testing.T, ns string) {
+	if err := Env.Target.Client().CoreV1().Namespaces().Delete(context.Background(), ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		t.Errorf("deleting namespace %s: %v", ns, err)
+		return
+	}
+	leaving.Lock()
+	leaving.namespaces = append(leaving.namespaces, ns)
+	leaving.Unlock()
+}
+
+// waitLeft waits, up to 3 minutes, until the namespaces of earlier cases
+// are gone.
+func waitLeft(t *testing.T) {
+	t.Helper()
+	leaving.Lock()
+	pending := leaving.namespaces
+	leaving.namespaces = nil
+	leaving.Unlock()
+	client := Env.Target.Client()
+	for _, ns := range pending {
+		err := wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+			_, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+			return apierrors.IsNotFound(err), nil
+		})
+		if err != nil {
+			t.Errorf("the namespace %s of an earlier case was not gone within 3 minutes: %v", ns, err)
+		}
+	}
+}
