@@ -147,12 +147,21 @@ func exportLogs(ctx context.Context, t *testing.T) {
 // each client, enough to time an outage to a tenth of a second.
 const Rate = 100
 
+// Baseline and Recovery are the suites' phases: 3 s (300 requests of each
+// client) say whether the app runs clean before the fault and again after
+// it, and shorter phases keep make test within its time budget.
+const (
+	Baseline = 3 * time.Second
+	Recovery = 3 * time.Second
+)
+
 // Rehearser is a harness.Rehearser on the suite's cluster; options add to
 // (and may override) the suite's defaults: status lines in the test log,
 // Rate requests per second per client kind.
 func Rehearser(t *testing.T, opts ...harness.Option) *harness.Rehearser {
 	t.Helper()
-	all := append([]harness.Option{harness.WithTarget(Env.Target), harness.WithLog(testWriter{t}), harness.WithRate(Rate)}, opts...)
+	all := append([]harness.Option{harness.WithTarget(Env.Target), harness.WithLog(testWriter{t}), harness.WithRate(Rate),
+		harness.WithPhases(0, Baseline, Recovery)}, opts...)
 	// Keep every rehearsal's results when asked, and always in a repeat
 	// (make repeat): a verdict can then be judged again from its timeline.
 	if dir := os.Getenv("REHEARSE_TIMELINE_DIR"); dir != "" {
