@@ -10,7 +10,6 @@ import (
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
-	kindcluster "sigs.k8s.io/kind/pkg/cluster"
 
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/engine"
@@ -144,34 +143,16 @@ func kindTarget(ctx context.Context, name string) (*target.Kind, error) {
 // Which clusters exist only Docker knows: without it nothing is removed.
 func removeStaleRoutes(ctx context.Context, stdout io.Writer) error {
 	recorded, err := hostroute.Recorded()
-	if err != nil {
+	if err != nil || len(recorded) == 0 {
 		return err
-	}
-	if len(recorded) == 0 {
-		return nil
 	}
 	if !engine.Answers(ctx) {
 		fmt.Fprintf(stdout, "host routes of %v: not checked (no Docker engine answers, so which kind clusters exist is unknown)\n", recorded)
 		return nil
 	}
-	names, err := kindcluster.NewProvider(kindcluster.ProviderWithDocker()).List()
-	if err != nil {
-		return fmt.Errorf("listing kind clusters: %w", err)
-	}
-	exists := map[string]bool{}
-	for _, n := range names {
-		exists[n] = true
-	}
-	var errs []error
-	for _, c := range recorded {
-		if exists[c] {
-			continue
-		}
-		if err := hostroute.Cleanup(c); err != nil {
-			errs = append(errs, err)
-			continue
-		}
+	removed, err := cluster.RemoveStaleRoutes()
+	for _, c := range removed {
 		fmt.Fprintf(stdout, "host routes of deleted cluster %s: removed\n", c)
 	}
-	return errors.Join(errs...)
+	return err
 }

@@ -165,6 +165,7 @@ func (c *Cluster) kindConfig() *v1alpha4.Cluster {
 	for i := 0; i < c.cfg.Workers; i++ {
 		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole, Image: c.cfg.workerImage(i)})
 	}
+	cfg.Networking.PodSubnet = c.cfg.PodSubnet
 	v1alpha4.SetDefaultsCluster(cfg)
 	return cfg
 }

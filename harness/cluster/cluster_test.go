@@ -32,6 +32,17 @@ func TestKindConfigPerNodeImagesAndPorts(t *testing.T) {
 	assert.Equal(t, "127.0.0.1", pm.ListenAddress)
 }
 
+func TestKindConfigPodSubnet(t *testing.T) {
+	assert.Equal(t, "10.244.0.0/16", New(Config{Name: "x", Image: "a"}).kindConfig().Networking.PodSubnet, "kind's default")
+	assert.Equal(t, "10.241.0.0/16", New(Config{Name: "x", Image: "a", PodSubnet: "10.241.0.0/16"}).kindConfig().Networking.PodSubnet)
+	for bad, says := range map[string]string{"10.241.0.0": "IPv4 range", "fd00::/64": "IPv4 range", "10.241.0.0/24": "/20 or wider"} {
+		err := Config{Name: "x", Image: "a", PodSubnet: bad}.Validate()
+		require.Error(t, err, bad)
+		assert.Contains(t, err.Error(), says, bad)
+	}
+	require.NoError(t, Config{Name: "x", Image: "a", PodSubnet: "10.240.0.0/12"}.Validate())
+}
+
 func TestJoinConfigIsValidYAMLWithNodeSettings(t *testing.T) {
 	conf := joinConfig(joinData{ControlPlane: "c-control-plane:6443", Token: "abcdef.0123456789abcdef",
 		NodeIP: "172.18.0.5", NodeName: "c-worker3", ClusterName: "c", Labels: map[string]string{"b": "2", "a": "1"}})

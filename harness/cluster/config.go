@@ -35,6 +35,11 @@ type Config struct {
 	// creating this one. Without it an existing cluster is an error: it may
 	// be someone's work.
 	ReplaceExisting bool
+	// PodSubnet is the cluster's pod address range (kind's default
+	// 10.244.0.0/16 when empty). Host routes to pods (package hostroute)
+	// need the ranges of clusters that exist side by side to differ: the
+	// test suites give each of their clusters its own.
+	PodSubnet string
 }
 
 // PortMapping exposes a NodePort on the host's loopback.
@@ -71,6 +76,13 @@ func (c Config) Validate() error {
 		}
 		if p.HostPort < 0 || p.HostPort > 65535 {
 			problems = append(problems, fmt.Sprintf("host port %d: use 1-65535, or 0 for the node port itself", p.HostPort))
+		}
+	}
+	if c.PodSubnet != "" {
+		if ip, n, err := net.ParseCIDR(c.PodSubnet); err != nil || ip.To4() == nil {
+			problems = append(problems, fmt.Sprintf("pod subnet %q: give an IPv4 range such as 10.244.0.0/16", c.PodSubnet))
+		} else if ones, _ := n.Mask.Size(); ones > 20 {
+			problems = append(problems, fmt.Sprintf("pod subnet %s: each node takes a /24 of it, so give a /20 or wider (e.g. 10.244.0.0/16)", c.PodSubnet))
 		}
 	}
 	if len(problems) == 0 {

@@ -82,6 +82,11 @@ func (k *Kind) ReachPods(ctx context.Context) (func(), error) {
 	if err := hostroute.Available(); err != nil {
 		return nil, NotAvailable("reaching pod addresses from this machine", err.Error())
 	}
+	// Routes a killed run left for a cluster that is gone would refuse
+	// ours if the pod ranges overlap; Docker answers (the cluster is ours).
+	if _, err := cluster.RemoveStaleRoutes(); err != nil {
+		return nil, err
+	}
 	m := hostroute.New(k.c.Name())
 	resync := func(ctx context.Context) error {
 		routes, err := k.podRoutes(ctx)

@@ -60,7 +60,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building rehearse: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := suite.Main(m, clusterName, suite.Options{})
+	code := suite.Main(m, clusterName, suite.Options{PodSubnet: "10.242.0.0/16"})
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

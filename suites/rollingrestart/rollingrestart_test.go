@@ -40,7 +40,7 @@ const (
 	suiteName = "rolling-restart"
 )
 
-func TestMain(m *testing.M) { os.Exit(suite.Main(m, "rehearse-rolling", suite.Options{})) }
+func TestMain(m *testing.M) { os.Exit(suite.Main(m, "rehearse-rolling", suite.Options{PodSubnet: "10.243.0.0/16"})) }
 
 // expectation is the verdict a variant must get.
 type expectation struct {

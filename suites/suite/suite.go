@@ -42,6 +42,11 @@ type Options struct {
 	// ToImage also prepares the node image of the "to" version (for suites
 	// that add newer nodes).
 	ToImage bool
+	// PodSubnet is the cluster's pod range. Each suite has its own (see
+	// the suites' TestMain), so a suite's host routes never collide with
+	// another suite's cluster, nor with a user's kind cluster on kind's
+	// default 10.244.0.0/16, should one be left running.
+	PodSubnet string
 }
 
 // Env is the running suite's environment.
@@ -112,6 +117,7 @@ func prepare(ctx context.Context, name string, opt Options) error {
 		// The name is this suite's own: a leftover from an interrupted run
 		// is ours to replace.
 		ReplaceExisting: true,
+		PodSubnet:       opt.PodSubnet,
 	})
 	return nil
 }

@@ -66,7 +66,7 @@ const (
 // (testbed_test.go) run on it first, while it is fresh; then the drains and
 // upgrades.
 func TestMain(m *testing.M) {
-	os.Exit(suite.Main(m, clusterName, suite.Options{ToImage: true}))
+	os.Exit(suite.Main(m, clusterName, suite.Options{ToImage: true, PodSubnet: "10.245.0.0/16"}))
 }
 
 func TestNodeImageUpgrade(t *testing.T) {
