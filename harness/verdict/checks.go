@@ -172,7 +172,13 @@ func JudgeSnapshot(s *timeline.Snapshot, th Thresholds, checks ...string) Report
 			}
 		}
 	case len(r.Failed()) > 0:
-		r.Outcome = Fail
+		// The reason is the first failed check, so that a one-line
+		// outcome (a CI log's last lines, a repeat table) says why.
+		f := r.Failed()
+		r.Outcome, r.Reason = Fail, f[0].Name+": "+f[0].Summary
+		if len(f) > 1 {
+			r.Reason += fmt.Sprintf(" (and %d more failed checks)", len(f)-1)
+		}
 	case len(r.Unjudged()) > 0:
 		u := r.Unjudged()[0]
 		r.Outcome, r.Reason = CannotJudge, u.Name+": "+u.Summary

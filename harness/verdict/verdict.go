@@ -186,7 +186,8 @@ type Report struct {
 	// Outcome is Pass when every check passed; Fail when a check failed
 	// and the rehearsal could be judged; CannotJudge when the rehearsal
 	// measured too little to say (a dirty baseline, a starved load
-	// generator, pods no client reached), with Reason saying why.
+	// generator, pods no client reached), with Reason saying why. A
+	// failure's Reason is its first failed check (and how many others).
 	Outcome Status  `json:"outcome"`
 	Reason  string  `json:"reason,omitempty"`
 	Checks  []Check `json:"checks"`
