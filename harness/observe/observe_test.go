@@ -332,7 +332,8 @@ func TestPodLifecycle(t *testing.T) {
 	r.waitKinds(4, isPod)
 
 	p.Status.ContainerStatuses[0].State = corev1.ContainerState{Terminated: &corev1.ContainerStateTerminated{
-		ExitCode: 137, Reason: "Error", Signal: 0, ContainerID: "containerd://abc", FinishedAt: metav1.Now(),
+		// The kubelet reports the exit 5 s after it happened.
+		ExitCode: 137, Reason: "Error", Signal: 0, ContainerID: "containerd://abc", FinishedAt: metav1.NewTime(time.Now().Add(-5 * time.Second)),
 	}}
 	r.updatePod(p)
 	r.updatePod(p) // delivered twice: recorded once
@@ -361,6 +362,10 @@ func TestPodLifecycle(t *testing.T) {
 	assert.Equal(t, 137, *exit.ExitCode)
 	assert.Equal(t, "Error", exit.Reason)
 	assert.Contains(t, exit.Detail, "container app exited with code 137")
+	// finishedAt has whole seconds: the exit is known to be at least 3 s
+	// (5 s less the second finishedAt rounds off, less a margin) before it was seen.
+	assert.Greater(t, exit.Value, 3*time.Second, "how late the exit was seen")
+	assert.LessOrEqual(t, exit.Value, 5*time.Second)
 	assert.Equal(t, "PodDeleted", got[5].Reason)
 
 	// What a verdict derives.
@@ -368,6 +373,7 @@ func TestPodLifecycle(t *testing.T) {
 	require.Len(t, lc, 1)
 	assert.True(t, lc[0].DeletionRequested.Known)
 	assert.True(t, lc[0].Exited.Known)
+	assert.Equal(t, exit.Offset-exit.Value, lc[0].Exited.At, "the exit the kubelet reported, not when it was seen")
 	assert.Equal(t, 137, *lc[0].ExitCode)
 	assert.Len(t, lc[0].ReadyIntervals, 1)
 	time.Sleep(20 * time.Millisecond)

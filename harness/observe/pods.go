@@ -203,13 +203,13 @@ func (o *Observer) podTransitionsLocked(pod *corev1.Pod, at time.Duration, initi
 				st.exits[cs.Name] = key // an exit from before the rehearsal
 			default:
 				st.exits[cs.Name] = key
-				es = append(es, exitEvent(base, cs.Name, last, fmt.Sprintf("; restarted (restart count %d)", cs.RestartCount)))
+				es = append(es, exitEvent(base, o.tl.Start().Add(at), cs.Name, last, fmt.Sprintf("; restarted (restart count %d)", cs.RestartCount)))
 			}
 		}
 		if cur := cs.State.Terminated; cur != nil {
 			if key := terminationKey(cur); st.exits[cs.Name] != key {
 				st.exits[cs.Name] = key
-				e := exitEvent(base, cs.Name, cur, "")
+				e := exitEvent(base, o.tl.Start().Add(at), cs.Name, cur, "")
 				e.Detail = pre + e.Detail
 				es = append(es, e)
 			}
@@ -283,10 +283,19 @@ func terminationKey(t *corev1.ContainerStateTerminated) string {
 	return fmt.Sprintf("%d/%s/%s", t.ExitCode, stamp(&t.StartedAt), stamp(&t.FinishedAt))
 }
 
-func exitEvent(base timeline.Event, container string, t *corev1.ContainerStateTerminated, suffix string) timeline.Event {
+func exitEvent(base timeline.Event, observed time.Time, container string, t *corev1.ContainerStateTerminated, suffix string) timeline.Event {
 	code := int(t.ExitCode)
 	e := base
 	e.Kind, e.ExitCode, e.Reason = timeline.EvContainerExited, &code, t.Reason
+	// A busy kubelet reports an exit seconds late, and the blame windows
+	// of a pod shutting down end at its exit: Value says how much earlier
+	// the container had surely exited. finishedAt has whole seconds, so
+	// the exit was before finishedAt + 1 s.
+	if !t.FinishedAt.IsZero() {
+		if late := observed.Sub(t.FinishedAt.Add(time.Second)); late > 0 {
+			e.Value = late
+		}
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "container %s exited with code %d", container, code)
 	if t.Reason != "" {

@@ -185,7 +185,8 @@ type PodLifecycle struct {
 	// Unknown while the endpoint is still ready at the end of the events.
 	EndpointGone Mark
 	// Exited is the container's exit: the first ContainerExited at or after
-	// the deletion request, or the first one at all if there was none.
+	// the deletion request, or the first one at all if there was none; at
+	// the exit the kubelet reported (the event's Value before it was seen).
 	Exited     Mark
 	ExitCode   *int
 	ExitReason string
@@ -361,7 +362,7 @@ func PodLifecycles(events []Event) []PodLifecycle {
 		case EvContainerExited:
 			p.Exits++
 			if !p.Exited.Known || (p.DeletionRequested.Known && p.Exited.At < p.DeletionRequested.At && e.Offset >= p.DeletionRequested.At) {
-				p.Exited = Mark{At: e.Offset, Known: true}
+				p.Exited = Mark{At: e.Offset - e.Value, Known: true}
 				p.ExitCode, p.ExitReason = e.ExitCode, e.Reason
 			}
 			if s.ready {

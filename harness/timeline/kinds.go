@@ -165,7 +165,7 @@ const (
 	EvPodReady                              // Pod: the pod's Ready condition became true
 	EvPodNotReady                           // Pod: the pod's Ready condition became false
 	EvPodDeletionRequested                  // Pod: deletionTimestamp set (eviction or delete); SIGTERM follows
-	EvContainerExited                       // Pod: the app container terminated; ExitCode, Reason
+	EvContainerExited                       // Pod: the app container terminated; ExitCode, Reason; Value: how long before it was seen (by the kubelet's finishedAt)
 	EvEndpointAdded                         // IP, Pod: the address appeared in the Service's endpoints, ready
 	EvEndpointRemoved                       // IP, Pod: the address left the Service's endpoints
 	EvEndpointNotReady                      // IP, Pod: the address is present but not ready (also when first seen so)

@@ -110,7 +110,7 @@ type Event struct {
 	Name   string // the phase, action or fault name
 	Detail string // free text: a message, an error, the watch's reason
 	Client ClientKind
-	Value  time.Duration // a measured duration, for kinds that carry one (WatchLag)
+	Value  time.Duration // a measured duration, for kinds that carry one (WatchLag; ContainerExited: how late it was seen)
 
 	// For ContainerExited: the exit code (nil when unknown) and the reason
 	// the kubelet gave ("Completed", "Error", "OOMKilled").
