@@ -21,8 +21,14 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
@@ -33,6 +39,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/rehearsal"
+	"github.com/kube-rehearse/rehearse/harness/safety"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
@@ -113,6 +120,12 @@ type Option func(*Rehearser)
 // WithTarget rehearses on a cluster the caller prepared.
 func WithTarget(t target.Target) Option { return func(r *Rehearser) { r.target = t } }
 
+// WithAllowed allows disrupting clusters the harness did not create (see
+// package safety: a context name, an API server address, or both). Without
+// it, a rehearsal that would drain, upgrade or break anything beyond its
+// own namespace on such a cluster is refused before anything is changed.
+func WithAllowed(a safety.AllowList) Option { return func(r *Rehearser) { r.allowed = a } }
+
 // WithKindCluster rehearses on the local kind cluster of that name: used if
 // it exists, created (one control plane, workers workers, the "from"
 // Kubernetes version) if not. A cluster it created is deleted by Close,
@@ -179,6 +192,7 @@ type Rehearser struct {
 	kindWorkers int
 	created     *cluster.Cluster
 	keep        bool
+	allowed     safety.AllowList
 
 	app              App
 	name             string
@@ -282,24 +296,30 @@ func (r *Rehearser) Close(ctx context.Context) error {
 	return c.Delete(ctx)
 }
 
-// ScenarioFunc builds a scenario once the app is deployed (it may need the
-// app's Deployment, or the cluster's nodes).
-type ScenarioFunc func(ctx context.Context, env scenarios.Env) (scenario.Scenario, error)
+// Planned is a scenario to rehearse, built once the app is deployed (it
+// may need the app's Deployment, or the cluster's nodes). Its kind is known
+// before: whether it may disrupt the cluster is decided before anything is
+// changed.
+type Planned struct {
+	kind  string
+	build func(ctx context.Context, env scenarios.Env) (scenario.Scenario, error)
+}
 
 // Scenario is a scenario from the catalogue (package scenarios) by kind and
 // settings.
-func Scenario(kind string, settings map[string]string) ScenarioFunc {
-	return func(ctx context.Context, env scenarios.Env) (scenario.Scenario, error) {
+func Scenario(kind string, settings map[string]string) Planned {
+	return Planned{kind: kind, build: func(ctx context.Context, env scenarios.Env) (scenario.Scenario, error) {
 		return scenarios.Build(ctx, kind, settings, env)
-	}
+	}}
 }
 
 // RollingRestart restarts the app's Deployment.
-func RollingRestart() ScenarioFunc { return Scenario("rolling-restart", nil) }
+func RollingRestart() Planned { return Scenario("rolling-restart", nil) }
 
-// Fixed is a scenario built by the caller.
-func Fixed(s scenario.Scenario) ScenarioFunc {
-	return func(context.Context, scenarios.Env) (scenario.Scenario, error) { return s, nil }
+// Fixed is a scenario built by the caller. Unless its kind is one of the
+// catalogue's, it counts as disrupting the cluster.
+func Fixed(s scenario.Scenario) Planned {
+	return Planned{kind: s.Kind, build: func(context.Context, scenarios.Env) (scenario.Scenario, error) { return s, nil }}
 }
 
 // Result is a rehearsal's outcome.
@@ -328,12 +348,15 @@ type Result struct {
 // Rehearse deploys the app and rehearses the scenarios. The error is for a
 // rehearsal that could not run (or was interrupted): the result then holds
 // what was observed and judged until then, if anything.
-func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Result, error) {
+func (r *Rehearser) Rehearse(ctx context.Context, builds ...Planned) (*Result, error) {
 	if len(builds) == 0 {
 		return nil, errors.New("harness: no scenario to rehearse: give one, e.g. harness.RollingRestart()")
 	}
 	tgt, err := r.Target(ctx)
 	if err != nil {
+		return nil, err
+	}
+	if err := r.mayDisrupt(tgt, builds); err != nil {
 		return nil, err
 	}
 	client := tgt.Client()
@@ -343,6 +366,13 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 		fmt.Fprintf(r.log, "restored what earlier runs left:\n%s", rep)
 	}
 
+	// On a cluster that is not ours, the namespace this run creates for the
+	// app goes with the run: staging is left as it was found.
+	if ns := r.namespace(); !tgt.Owned() {
+		if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+			defer r.removeNamespace(context.WithoutCancel(ctx), client, ns)
+		}
+	}
 	dep, err := r.deploy(ctx, tgt)
 	if err != nil {
 		return nil, err
@@ -351,7 +381,7 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 	env := scenarios.Env{Target: tgt, Namespace: dep.Target.Namespace, Deployment: dep.Deployment}
 	var scs []scenario.Scenario
 	for _, b := range builds {
-		s, err := b(ctx, env)
+		s, err := b.build(ctx, env)
 		if err != nil {
 			return nil, err
 		}
@@ -406,6 +436,19 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...ScenarioFunc) (*Resu
 		}
 	}
 	return res, runErr
+}
+
+// mayDisrupt refuses scenarios that would disrupt a cluster the harness
+// did not create and the allow-list does not name, before anything is
+// changed (the undoing of what earlier runs left included).
+func (r *Rehearser) mayDisrupt(tgt target.Target, builds []Planned) error {
+	var what []string
+	for _, b := range builds {
+		if d := scenarios.Disruption(b.kind); d != "" && !slices.Contains(what, d) {
+			what = append(what, d)
+		}
+	}
+	return r.allowed.Check(safety.Cluster{Context: tgt.Context(), Server: tgt.RESTConfig().Host, Owned: tgt.Owned()}, what)
 }
 
 // newRecord starts the run record with what is known before the load
@@ -518,12 +561,38 @@ func (r *Rehearser) Deploy(ctx context.Context) (deploy.Deployed, error) {
 	return r.deploy(ctx, tgt)
 }
 
+// namespace is where the app goes.
+func (r *Rehearser) namespace() string {
+	if r.app.Namespace != "" {
+		return r.app.Namespace
+	}
+	return "rehearsal"
+}
+
+// removeNamespace deletes a namespace the run created and waits (a while)
+// until it is gone, so that the next run does not meet it terminating.
+func (r *Rehearser) removeNamespace(ctx context.Context, client kubernetes.Interface, ns string) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	nss := client.CoreV1().Namespaces()
+	if err := nss.Delete(ctx, ns, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		fmt.Fprintf(r.log, "namespace %s: not deleted: %v (delete it with: kubectl delete namespace %s)\n", ns, err, ns)
+		return
+	}
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(ctx context.Context) (bool, error) {
+		_, err := nss.Get(ctx, ns, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	})
+	if err != nil {
+		fmt.Fprintf(r.log, "namespace %s: deletion still in progress after 3m\n", ns)
+		return
+	}
+	fmt.Fprintf(r.log, "namespace %s (made by this run): deleted\n", ns)
+}
+
 // deploy puts the app into the cluster, images first.
 func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deployed, error) {
-	ns := r.app.Namespace
-	if ns == "" {
-		ns = "rehearsal"
-	}
+	ns := r.namespace()
 	if r.app.Spec != nil {
 		if !r.imagesLoaded {
 			root, err := engine.FindModuleRoot()
@@ -539,10 +608,9 @@ func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deplo
 			if err != nil {
 				return deploy.Deployed{}, err
 			}
-			if err := tgt.LoadImageArchives(ctx, archive); err != nil {
+			if err := r.loadImages(ctx, tgt, archive); err != nil {
 				return deploy.Deployed{}, err
 			}
-			r.imagesLoaded = true
 		}
 		spec := *r.app.Spec
 		spec.Namespace = ns
@@ -550,14 +618,28 @@ func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deplo
 		return deploy.App(ctx, tgt.RESTConfig(), tgt.Client(), spec)
 	}
 	if !r.imagesLoaded {
-		if err := tgt.LoadImageArchives(ctx, r.app.Archives...); err != nil {
+		if err := r.loadImages(ctx, tgt, r.app.Archives...); err != nil {
 			return deploy.Deployed{}, err
 		}
-		r.imagesLoaded = true
 	}
 	return deploy.User(ctx, tgt.RESTConfig(), tgt.Client(), deploy.UserApp{
 		Manifests: r.app.Manifests, Namespace: ns, Deployment: r.app.Deployment, Service: r.app.Service, Port: r.app.Port,
 	})
+}
+
+// loadImages loads image archives into the cluster's nodes. A target that
+// cannot (a cluster that pulls from its registry) is told to pull them: if
+// it cannot, the app's pods will not start, and deploy says why.
+func (r *Rehearser) loadImages(ctx context.Context, tgt target.Target, archives ...string) error {
+	err := tgt.LoadImageArchives(ctx, archives...)
+	if errors.Is(err, target.ErrNotAvailable) {
+		fmt.Fprintf(r.log, "images: not loaded (%v); the cluster must pull them itself\n", err)
+		err = nil
+	}
+	if err == nil {
+		r.imagesLoaded = true
+	}
+	return err
 }
 
 // Write saves a result: the run record and every report of it (package

@@ -40,6 +40,11 @@ type Kind struct {
 	Name     string
 	Summary  string
 	Settings map[string]string // setting -> what it means and its default
+	// Disrupts says what the scenario does to the cluster beyond the
+	// rehearsal's own namespace, in words that finish "this rehearsal
+	// would ..." ("" when it touches only the app): a cluster the harness
+	// did not create must be allowed for it (package safety).
+	Disrupts string
 	build    func(ctx context.Context, env Env, set settings) (scenario.Scenario, error)
 }
 
@@ -60,8 +65,9 @@ var kinds = []Kind{
 		},
 	},
 	{
-		Name:    cordon.Kind,
-		Summary: "cordon and taint a node for a while (no pod moves), then undo both",
+		Name:     cordon.Kind,
+		Disrupts: "cordon and taint a node (every workload loses it for new pods)",
+		Summary:  "cordon and taint a node for a while (no pod moves), then undo both",
 		Settings: map[string]string{
 			"node": "the node (default: the first worker by name)",
 			"hold": "how long the node stays cordoned (default 30s)",
@@ -79,8 +85,9 @@ var kinds = []Kind{
 		},
 	},
 	{
-		Name:    drain.Kind,
-		Summary: "cordon and drain a node as `kubectl drain` does (evictions honour PodDisruptionBudgets), then uncordon it",
+		Name:     drain.Kind,
+		Disrupts: "cordon and drain a node (evicting every pod on it, not only the app's)",
+		Summary:  "cordon and drain a node as `kubectl drain` does (evictions honour PodDisruptionBudgets), then uncordon it",
 		Settings: map[string]string{
 			"node":    "the node (default: the node running most of the app's pods)",
 			"timeout": "how long the drain may take (default 30m, AKS's drainTimeoutInMinutes)",
@@ -98,8 +105,9 @@ var kinds = []Kind{
 		},
 	},
 	{
-		Name:    dns.KindOutage,
-		Summary: "no CoreDNS pod answers for a while (its Deployment scaled to 0), then it is scaled back",
+		Name:     dns.KindOutage,
+		Disrupts: "scale CoreDNS to zero (name resolution fails for every workload)",
+		Summary:  "no CoreDNS pod answers for a while (its Deployment scaled to 0), then it is scaled back",
 		Settings: map[string]string{
 			"hold": "how long name resolution is down (default " + dns.DefaultHold.String() + ")",
 		},
@@ -108,8 +116,9 @@ var kinds = []Kind{
 		},
 	},
 	{
-		Name:    dns.KindMisconfig,
-		Summary: "CoreDNS misconfigured for a while: its Corefile forwards to a dead upstream, or answers SERVFAIL for a zone; restored byte for byte",
+		Name:     dns.KindMisconfig,
+		Disrupts: "rewrite CoreDNS's Corefile (name resolution fails for every workload)",
+		Summary:  "CoreDNS misconfigured for a while: its Corefile forwards to a dead upstream, or answers SERVFAIL for a zone; restored byte for byte",
 		Settings: map[string]string{
 			"mode": "dead-upstream (names outside the cluster fail) or servfail (default: every name of zone fails)",
 			"zone": "the zone that answers SERVFAIL (default svc.cluster.local: every Service name)",
@@ -124,8 +133,9 @@ var kinds = []Kind{
 		},
 	},
 	{
-		Name:    dns.KindDrop,
-		Summary: "DNS packets from the pods of chosen nodes dropped for a while (a packet-filter rule in each node), then the rules removed",
+		Name:     dns.KindDrop,
+		Disrupts: "drop DNS packets on nodes (every pod on them)",
+		Summary:  "DNS packets from the pods of chosen nodes dropped for a while (a packet-filter rule in each node), then the rules removed",
 		Settings: map[string]string{
 			"nodes": "comma-separated nodes (default: every worker running the app's pods)",
 			"hold":  "how long the packets are dropped (default " + dns.DefaultHold.String() + ")",
@@ -167,8 +177,9 @@ var kinds = []Kind{
 		},
 	},
 	{
-		Name:    nodeloss.Kind,
-		Summary: "a node lost without a drain (powered off, as a failed host or a reclaimed spot instance), optionally after a spot-style notice; brought back from its image",
+		Name:     nodeloss.Kind,
+		Disrupts: "power a node off (every pod on it)",
+		Summary:  "a node lost without a drain (powered off, as a failed host or a reclaimed spot instance), optionally after a spot-style notice; brought back from its image",
 		Settings: map[string]string{
 			"node":    "the node (default: the worker running most of the app's pods)",
 			"notice":  "a spot-style eviction notice: the node is drained for this long, then powered off (default 0: no notice; Azure's spot notice is 30s)",
@@ -177,8 +188,9 @@ var kinds = []Kind{
 		build: buildNodeLoss,
 	},
 	{
-		Name:    upgrade.KindNodeImage,
-		Summary: "AKS's rolling node-pool upgrade to a new node image: surge nodes, cordon and drain per batch, reimage, remove the surge",
+		Name:     upgrade.KindNodeImage,
+		Disrupts: "add, drain and replace the pool's nodes (every pod on them)",
+		Summary:  "AKS's rolling node-pool upgrade to a new node image: surge nodes, cordon and drain per batch, reimage, remove the surge",
 		Settings: withPoolSettings(map[string]string{
 			"image":   "the node image to upgrade to (or variant=)",
 			"variant": "build the new image as a variant of the pool's current one: " + strings.Join(VariantNames(), ", "),
@@ -186,8 +198,9 @@ var kinds = []Kind{
 		build: buildNodeImageUpgrade,
 	},
 	{
-		Name:    upgrade.KindKubernetes,
-		Summary: "AKS's Kubernetes upgrade: the control plane in place with kubeadm, then the pool surged to nodes of the new version",
+		Name:     upgrade.KindKubernetes,
+		Disrupts: "upgrade the control plane and replace the pool's nodes (every workload)",
+		Summary:  "AKS's Kubernetes upgrade: the control plane in place with kubeadm, then the pool surged to nodes of the new version",
 		Settings: withPoolSettings(map[string]string{
 			"version": "the Kubernetes version to upgrade to (default: the rehearsal's \"to\" version; its node image is built if missing)",
 		}),
@@ -237,6 +250,17 @@ func Lookup(name string) (Kind, bool) {
 		}
 	}
 	return Kind{}, false
+}
+
+// Disruption says what a scenario kind does to the cluster beyond the
+// rehearsal's own namespace ("" for nothing). A kind not in the catalogue
+// (a scenario a caller built) may do anything.
+func Disruption(kind string) string {
+	k, ok := Lookup(kind)
+	if !ok {
+		return "run scenario " + kind + ", which is not in the catalogue (it may change anything)"
+	}
+	return k.Disrupts
 }
 
 // CheckSettings reports unknown kinds and settings without building

@@ -24,6 +24,9 @@ func newScenariosCmd(stdout io.Writer) *cobra.Command {
 					fmt.Fprintln(stdout)
 				}
 				fmt.Fprintf(stdout, "%s\n  %s\n", k.Name, k.Summary)
+				if k.Disrupts != "" {
+					fmt.Fprintf(stdout, "  on a cluster rehearse did not create, needs --allow-cluster: it would %s\n", k.Disrupts)
+				}
 				keys := make([]string, 0, len(k.Settings))
 				for key := range k.Settings {
 					keys = append(keys, key)

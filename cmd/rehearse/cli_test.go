@@ -24,6 +24,25 @@ import (
 // loudly instead of starting one.
 var binary string
 
+// stagingConfig is a kubeconfig of a cluster rehearse did not create,
+// context "staging", whose API server nobody answers: a test that reaches
+// it fails at once.
+var stagingConfig string
+
+const stagingKubeconfig = `apiVersion: v1
+kind: Config
+clusters:
+- name: staging
+  cluster: {server: "https://127.0.0.1:1"}
+users:
+- name: staging
+  user: {token: "x"}
+contexts:
+- name: staging
+  context: {cluster: staging, user: staging}
+current-context: staging
+`
+
 func TestMain(m *testing.M) {
 	dir, err := os.MkdirTemp("", "rehearse-cli-")
 	if err != nil {
@@ -31,6 +50,11 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "rehearse")
+	stagingConfig = filepath.Join(dir, "staging.kubeconfig")
+	if err := os.WriteFile(stagingConfig, []byte(stagingKubeconfig), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
 		fmt.Fprintf(os.Stderr, "building rehearse: %v\n%s", err, out)
 		os.RemoveAll(dir)
@@ -153,9 +177,18 @@ func TestBadInputExitsTwoAtOnce(t *testing.T) {
 		{[]string{"cluster", "down", "--all", "--name", "x"}, []string{"not both"}},
 		{[]string{"cluster", "bogus"}, []string{`unknown command "bogus"`}},
 		{[]string{"image", "node", "--k8s-version", "latest"}, []string{"v1.MINOR.PATCH"}},
-		{[]string{"restore", "--context", "staging"}, []string{"--context needs --kubeconfig"}},
-		{[]string{"restore", "--kubeconfig", "/nonexistent"}, []string{"--kubeconfig /nonexistent"}},
+		{[]string{"restore", "--context", "staging"}, []string{`no context "staging"`, "$KUBECONFIG"}},
+		{[]string{"restore", "--kubeconfig", stagingConfig, "--context", "prod"}, []string{`no context "prod"`, "staging"}},
+		{[]string{"restore", "--kubeconfig", "/nonexistent"}, []string{"/nonexistent"}},
 		{[]string{"restore", "--cluster", "x", "--kubeconfig", "/etc/hostname"}, []string{"not both"}},
+		{[]string{"run", "--namespace", "Bad_NS"}, []string{`--namespace "Bad_NS"`}},
+		{[]string{"run", "--kubeconfig", stagingConfig, "--cluster", "x", "--workers", "3"}, []string{"--cluster is for a local kind cluster", "--workers is for"}},
+		{[]string{"run", "--kubeconfig", stagingConfig, "--clients", "gateway,service"}, []string{"--clients gateway", "use --clients service"}},
+		{[]string{"run", "--kubeconfig", stagingConfig, "--allow-cluster", "[bad"}, []string{`entry "[bad"`, "CONTEXT@https://host:port"}},
+		// Refused before anything is contacted (its server does not answer).
+		{[]string{"run", "--kubeconfig", stagingConfig, "--scenario", "node-drain"}, []string{"context staging", "not on the allow-list",
+			"cordon and drain a node", "Nothing was changed", "--allow-cluster staging"}},
+		{[]string{"run", "--kubeconfig", stagingConfig, "--scenario", "node-drain", "--allow-cluster", "staging@https://other:6443"}, []string{"not on the allow-list"}},
 		{[]string{"bogus"}, []string{`unknown command "bogus"`}},
 		{[]string{"judge"}, []string{"takes RUN"}},
 		{[]string{"judge", "/nonexistent/run.json"}, []string{"no such file", "run.json"}},
@@ -179,6 +212,23 @@ func TestBadInputExitsTwoAtOnce(t *testing.T) {
 	}
 }
 
+// An allowed cluster passes the safety check and is contacted: this one's
+// API server does not answer, so the rehearsal cannot run (3). A scenario
+// that touches only the app's namespace needs no allowance.
+func TestAnAllowedClusterIsContacted(t *testing.T) {
+	for _, args := range [][]string{
+		{"run", "--kubeconfig", stagingConfig, "--scenario", "node-drain", "--allow-cluster", "staging"},
+		{"run", "--kubeconfig", stagingConfig, "--scenario", "node-drain", "--allow-cluster", "https://127.0.0.1:1"},
+		{"run", "--kubeconfig", stagingConfig, "--scenario", "rolling-restart"},
+	} {
+		r := rehearse(t, args...)
+		assert.Equal(t, 3, r.code, "%v\nstdout: %s\nstderr: %s", args, r.stdout, r.stderr)
+		assert.Contains(t, r.stdout, "CANNOT JUDGE: the rehearsal could not run", args)
+		assert.Contains(t, r.stdout, "127.0.0.1:1", args)
+		assert.NotContains(t, r.stdout+r.stderr, "allow-list", args)
+	}
+}
+
 // Every problem is reported at once, so one try is enough to fix them all.
 func TestRunReportsEveryProblemAtOnce(t *testing.T) {
 	r := rehearse(t, "run", "--rate", "0", "--preset", "nope", "--checks", "nope")
@@ -193,6 +243,9 @@ func TestScenariosListsKindsAndSettings(t *testing.T) {
 	require.Equal(t, 0, r.code, r.stderr)
 	for _, k := range scenarios.Kinds() {
 		assert.Contains(t, r.stdout, k.Name+"\n  "+k.Summary)
+		if k.Disrupts != "" {
+			assert.Contains(t, r.stdout, k.Summary+"\n  on a cluster rehearse did not create, needs --allow-cluster: it would "+k.Disrupts)
+		}
 		for key, help := range k.Settings {
 			assert.Contains(t, r.stdout, "--set "+key+"=...  "+help)
 		}

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/engine"
@@ -44,20 +42,18 @@ could not be undone: that stays in the journal for the next restore.`,
   rehearse restore --kubeconfig ~/.kube/config --context staging`,
 		Args: cobra.NoArgs,
 		RunE: doing(func(cmd *cobra.Command, _ []string) error {
-			if kubeconfig != "" && cmd.Flags().Changed("cluster") {
-				return usageErrorf("give --cluster (a kind cluster) or --kubeconfig (any cluster), not both")
-			}
-			if kubecontext != "" && kubeconfig == "" {
-				return usageErrorf("--context needs --kubeconfig: the file the context is in")
+			existing := kubeconfig != "" || kubecontext != ""
+			if existing && cmd.Flags().Changed("cluster") {
+				return usageErrorf("give --cluster (a kind cluster) or --kubeconfig/--context (any cluster), not both")
 			}
 			var client kubernetes.Interface
-			var tgt target.Target // node operations, for node undos (kind only)
-			if kubeconfig != "" {
-				c, err := kubeconfigClient(kubeconfig, kubecontext)
+			var tgt target.Target // node operations, for node undos
+			if existing {
+				e, err := target.Connect(kubeconfig, kubecontext)
 				if err != nil {
-					return err
+					return usageError(err)
 				}
-				client = c
+				client, tgt = e.Client(), e
 			} else if err := checkName(name); err != nil {
 				return err
 			}
@@ -99,31 +95,11 @@ could not be undone: that stays in the journal for the next restore.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "cluster", "rehearse-run", "kind cluster to restore")
-	f.StringVar(&kubeconfig, "kubeconfig", "", "restore the cluster of the kubeconfig file at `PATH` instead of a kind cluster")
-	f.StringVar(&kubecontext, "context", "", "with --kubeconfig: the context to use (default: the file's current context)")
+	f.StringVar(&kubeconfig, "kubeconfig", "", "instead of a kind cluster, an existing cluster: the kubeconfig file at `PATH` (default $KUBECONFIG, ~/.kube/config)")
+	f.StringVar(&kubecontext, "context", "", "instead of a kind cluster, an existing cluster: this kubeconfig context (default: the file's current one)")
 	f.BoolVar(&force, "force", false, "also undo the journals of rehearsals that seem alive")
 	_ = cmd.MarkFlagFilename("kubeconfig")
 	return cmd
-}
-
-// kubeconfigClient builds a client from a kubeconfig file. Nothing is
-// contacted yet, so what goes wrong here is bad input.
-func kubeconfigClient(path, context string) (kubernetes.Interface, error) {
-	if _, err := os.Stat(path); err != nil {
-		return nil, usageErrorf("--kubeconfig %s: %v", path, errors.Unwrap(err))
-	}
-	rc, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: path},
-		&clientcmd.ConfigOverrides{CurrentContext: context},
-	).ClientConfig()
-	if err != nil {
-		return nil, usageErrorf("--kubeconfig %s: %v", path, err)
-	}
-	c, err := kubernetes.NewForConfig(rc)
-	if err != nil {
-		return nil, usageErrorf("--kubeconfig %s: %v", path, err)
-	}
-	return c, nil
 }
 
 // kindTarget connects to a local kind cluster (the harness's own to restore).

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/harness"
@@ -17,6 +18,8 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/gateway"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/rehearsal"
+	"github.com/kube-rehearse/rehearse/harness/safety"
+	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 	"github.com/kube-rehearse/rehearse/scenarios"
@@ -28,6 +31,11 @@ type runFlags struct {
 	cluster string
 	workers int
 	keep    bool
+
+	kubeconfig  string
+	kubecontext string
+	allow       []string
+	namespace   string
 
 	preset         string
 	noHeaders      bool
@@ -59,15 +67,21 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "Rehearse: deploy the app, put it under load, disrupt the cluster, judge",
-		Long: `run rehearses an application on a local kind cluster: it deploys the app
+		Long: `run rehearses an application on a cluster: it deploys the app
 (the rehearsal app in one of its presets, or your own manifests), waits until
 it serves, runs the scenario under load from two kinds of client (a gateway
 that routes to pods itself, and a client going through the Service), reverts
 every change the scenario made, and judges what the clients saw.
 
-The cluster (--cluster) is used if it exists, and created otherwise (one
-control plane, --workers workers); a cluster this run created is deleted at
-the end unless --keep.
+The cluster is a local kind cluster (--cluster), used if it exists and
+created otherwise (one control plane, --workers workers); a cluster this run
+created is deleted at the end unless --keep. Or it is an existing cluster
+(--kubeconfig, --context): the app goes into a namespace this run creates
+and deletes, and only the client through the Service runs (its nodes'
+addresses must be reachable from here). A scenario that disrupts more than
+the app (a drain, an upgrade, a DNS fault, a node loss) runs on a cluster
+rehearse did not create only if --allow-cluster or $` + safety.EnvVar + ` names it;
+otherwise it is refused (exit 2) before anything is changed.
 
 Status lines go to stderr (not with --quiet); the summary (loads, steps,
 verdict, a diagnosis and a fix for each failed check) and one final line go
@@ -87,7 +101,8 @@ what is left stays in the journal, and ` + "`rehearse restore`" + ` undoes it.
 		Example: `  rehearse run
   rehearse run --preset abrupt-shutdown
   rehearse run --scenario node-cordon --set hold=1m
-  rehearse run --manifests ./deploy --image-archive app.tar --deployment shop --service shop --port 80`,
+  rehearse run --manifests ./deploy --image-archive app.tar --deployment shop --service shop --port 80
+  rehearse run --context staging --allow-cluster staging --scenario node-drain`,
 		Args: cobra.NoArgs,
 		RunE: doing(func(cmd *cobra.Command, _ []string) error {
 			return f.run(cmd, stdout, stderr)
@@ -103,6 +118,10 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cluster, "cluster", "rehearse-run", "kind cluster: used if it exists, created (and deleted at the end) if not")
 	fl.IntVar(&f.workers, "workers", 2, "workers of a cluster this run creates (0 to 20)")
 	fl.BoolVar(&f.keep, "keep", false, "keep a cluster this run created (delete it with: rehearse cluster down --name NAME)")
+	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "instead of a kind cluster, an existing cluster: the kubeconfig file at `PATH` (default $KUBECONFIG, ~/.kube/config)")
+	fl.StringVar(&f.kubecontext, "context", "", "instead of a kind cluster, an existing cluster: this kubeconfig context (default: the file's current one)")
+	fl.StringVar(&f.namespace, "namespace", "rehearsal", "the app's namespace (on a cluster rehearse did not create, deleted at the end if this run created it)")
+	fl.StringSliceVar(&f.allow, "allow-cluster", nil, "an existing cluster this run may disrupt (drain, upgrade, DNS faults, node loss), by kubeconfig context (globs: staging-*), API server address, or CONTEXT@SERVER; also $"+safety.EnvVar)
 
 	fl.StringVar(&f.preset, "preset", string(appspec.PresetWellBehaved), "the rehearsal app's variant: "+strings.Join(presetNames(), ", "))
 	fl.BoolVar(&f.noHeaders, "no-headers", false, "the rehearsal app without its attribution headers (X-Pod-Name...), as a user's app: errors are attributed by correlation")
@@ -156,14 +175,38 @@ func clientNames() []string {
 
 // options checks every flag (every problem at once) and returns the
 // facade's options and the scenario. Nothing is contacted.
-func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Option, harness.ScenarioFunc, error) {
+func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Option, harness.Planned, error) {
 	var problems []string
 	bad := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
 	changed := cmd.Flags().Changed
 
 	// The cluster is validated again by harness.New; here so that its
 	// problems are listed with the others.
-	problems = append(problems, clusterProblems(cluster.Config{Name: f.cluster, Workers: f.workers})...)
+	existing := changed("kubeconfig") || changed("context")
+	var tgt *target.Existing
+	if existing {
+		for _, name := range []string{"cluster", "workers", "keep"} {
+			if changed(name) {
+				bad("--%s is for a local kind cluster: drop it with --kubeconfig or --context (an existing cluster)", name)
+			}
+		}
+		t, err := target.Connect(f.kubeconfig, f.kubecontext)
+		if err != nil {
+			bad("%v", err)
+		}
+		tgt = t
+	} else {
+		problems = append(problems, clusterProblems(cluster.Config{Name: f.cluster, Workers: f.workers})...)
+	}
+	allowed, err := safety.Parse(f.allow...)
+	if err != nil {
+		bad("--allow-cluster: %v", err)
+	}
+	if env, err := safety.FromEnv(); err != nil {
+		bad("$%s: %v", safety.EnvVar, err)
+	} else {
+		allowed = allowed.Merge(env)
+	}
 
 	var app harness.App
 	if f.manifests == "" {
@@ -208,6 +251,11 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 		app = harness.Manifests(f.manifests, f.deployment, f.service, int32(f.port), f.archives...)
 	}
 
+	if errs := validation.IsDNS1123Label(f.namespace); len(errs) > 0 {
+		bad("--namespace %q: %s", f.namespace, strings.Join(errs, "; "))
+	}
+	app.Namespace = f.namespace
+
 	settings := map[string]string{}
 	for _, kv := range f.set {
 		k, v, ok := strings.Cut(kv, "=")
@@ -232,7 +280,13 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 		bad("--rate %d: use %d to %d requests per second per client kind", f.rate, load.MinRate, load.MaxRate)
 	}
 	gateway, service := false, false
-	for _, c := range f.clients {
+	clients := f.clients
+	if existing && !changed("clients") {
+		// An existing cluster's pod addresses are not routed here: only the
+		// client through the Service can reach the app.
+		clients = []string{timeline.ClientService.String()}
+	}
+	for _, c := range clients {
 		switch k, err := timeline.ParseClientKind(strings.TrimSpace(c)); {
 		case err == nil && k == timeline.ClientGateway:
 			gateway = true
@@ -244,6 +298,10 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 	}
 	if len(f.clients) == 0 {
 		bad("--clients is empty: use %s", strings.Join(clientNames(), ", "))
+	}
+	if existing && gateway {
+		bad("--clients %s: the gateway client needs pod addresses routed to this machine, which an existing cluster does not offer: use --clients %s",
+			timeline.ClientGateway, timeline.ClientService)
 	}
 	// Zero is refused rather than passed on: the library reads it as "the
 	// default", which is not what someone typing 0 means.
@@ -264,7 +322,7 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 		bad("--out %s is a file: give a directory (created if missing)", f.out)
 	}
 	if len(problems) > 0 {
-		return nil, nil, usageErrorf("run: %s", strings.Join(problems, "\n  "))
+		return nil, harness.Planned{}, usageErrorf("run: %s", strings.Join(problems, "\n  "))
 	}
 
 	log := stderr
@@ -272,7 +330,7 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 		log = io.Discard
 	}
 	opts := []harness.Option{
-		harness.WithKindCluster(f.cluster, f.workers),
+		harness.WithAllowed(allowed),
 		harness.WithApp(app),
 		harness.WithRate(f.rate),
 		harness.WithClients(gateway, service),
@@ -280,6 +338,11 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 		harness.WithPhases(f.warmup, f.baseline, f.recovery),
 		harness.WithOutput(f.out),
 		harness.WithLog(log),
+	}
+	if existing {
+		opts = append(opts, harness.WithTarget(tgt))
+	} else {
+		opts = append(opts, harness.WithKindCluster(f.cluster, f.workers))
 	}
 	if f.keep {
 		opts = append(opts, harness.WithKeepCluster())
@@ -302,6 +365,9 @@ func (f *runFlags) run(cmd *cobra.Command, stdout, stderr io.Writer) error {
 		return usageError(err) // New contacts nothing: its complaints are about the flags
 	}
 	res, runErr := r.Rehearse(in.work, scenario)
+	if errors.Is(runErr, safety.ErrNotAllowed) {
+		return usageError(runErr) // refused before anything was changed
+	}
 	closeErr := f.closeCluster(in.cleanup, r, stderr)
 
 	if res != nil && res.Report.Outcome != "" {

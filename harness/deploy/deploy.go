@@ -159,12 +159,48 @@ func WaitAvailable(ctx context.Context, client kubernetes.Interface, namespace, 
 			want = *d.Spec.Replicas
 		}
 		last = fmt.Sprintf("%d of %d replicas available", d.Status.AvailableReplicas, want)
+		if why := podTrouble(ctx, client, namespace, d.Spec.Selector); why != "" {
+			last += " (" + why + ")"
+		}
 		return d.Status.AvailableReplicas == want && d.Status.UpdatedReplicas == want, nil
 	})
 	if err != nil {
 		return fmt.Errorf("deployment %s/%s not available within %s: %s", namespace, name, Timeout, last)
 	}
 	return nil
+}
+
+// podTrouble says why a Deployment's pods are not starting, as kubectl
+// describe would show it first: a container waiting for a reason (an image
+// that cannot be pulled, a crash loop) or a pod the scheduler cannot place.
+func podTrouble(ctx context.Context, client kubernetes.Interface, namespace string, sel *metav1.LabelSelector) string {
+	s, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil || sel == nil {
+		return ""
+	}
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: s.String()})
+	if err != nil {
+		return ""
+	}
+	for _, p := range pods.Items {
+		for _, c := range p.Status.ContainerStatuses {
+			if w := c.State.Waiting; w != nil && w.Reason != "" && w.Reason != "ContainerCreating" {
+				why := fmt.Sprintf("pod %s: container %s %s", p.Name, c.Name, w.Reason)
+				if strings.Contains(w.Reason, "Image") {
+					why += fmt.Sprintf(": the node cannot get image %s; a cluster without our image loader pulls it from a registry", c.Image)
+				} else if w.Message != "" {
+					why += ": " + w.Message
+				}
+				return why
+			}
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodScheduled && c.Status == corev1.ConditionFalse && c.Message != "" {
+				return fmt.Sprintf("pod %s not scheduled: %s", p.Name, c.Message)
+			}
+		}
+	}
+	return ""
 }
 
 // WaitServing waits until url answers 200, so a rehearsal's baseline

@@ -37,6 +37,7 @@ func NewKind(c *cluster.Cluster, owned bool) *Kind { return &Kind{c: c, owned: o
 func (k *Kind) Cluster() *cluster.Cluster { return k.c }
 
 func (k *Kind) Name() string                 { return "kind " + k.c.Name() }
+func (k *Kind) Context() string              { return "kind-" + k.c.Name() }
 func (k *Kind) Client() kubernetes.Interface { return k.c.Client() }
 func (k *Kind) RESTConfig() *rest.Config     { return k.c.RESTConfig() }
 func (k *Kind) Owned() bool                  { return k.owned }
@@ -167,18 +168,10 @@ func (k *Kind) Nodes(ctx context.Context) ([]Node, error) {
 	}
 	out := make([]Node, 0, len(list.Items))
 	for i := range list.Items {
-		n := &list.Items[i]
-		_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-		pool := "workers"
-		if cp {
-			pool = "control-plane"
-		}
+		n := apiNode(&list.Items[i])
 		img, _ := dockerOut(ctx, "inspect", "--format", "{{.Config.Image}}", n.Name)
-		out = append(out, Node{
-			Name: n.Name, Pool: pool, ControlPlane: cp, Version: n.Status.NodeInfo.KubeletVersion,
-			Image: strings.TrimSpace(img), Address: internalIP(n), PodCIDR: n.Spec.PodCIDR,
-			Ready: cluster.NodeReady(n), Cordoned: n.Spec.Unschedulable,
-		})
+		n.Image = strings.TrimSpace(img)
+		out = append(out, n)
 	}
 	return out, nil
 }

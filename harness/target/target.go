@@ -53,6 +53,10 @@ type NodeSpec struct {
 type Target interface {
 	// Name identifies the cluster for people and journals ("kind rehearse-dev").
 	Name() string
+	// Context is the kubeconfig context that reaches the cluster
+	// ("kind-rehearse-dev", "staging"): with the API server's address
+	// (RESTConfig().Host), what an allow-list names it by.
+	Context() string
 	Client() kubernetes.Interface
 	RESTConfig() *rest.Config
 	// Owned reports whether the harness created this cluster itself, in

@@ -24,4 +24,6 @@ import (
 	"github.com/kube-rehearse/rehearse/suites/suite"
 )
 
-func TestMain(m *testing.M) { os.Exit(suite.Main(m, "rehearse-faults", suite.Options{PodSubnet: "10.241.0.0/16"})) }
+func TestMain(m *testing.M) {
+	os.Exit(suite.Main(m, "rehearse-faults", suite.Options{PodSubnet: "10.241.0.0/16"}))
+}

@@ -40,7 +40,9 @@ const (
 	suiteName = "rolling-restart"
 )
 
-func TestMain(m *testing.M) { os.Exit(suite.Main(m, "rehearse-rolling", suite.Options{PodSubnet: "10.243.0.0/16"})) }
+func TestMain(m *testing.M) {
+	os.Exit(suite.Main(m, "rehearse-rolling", suite.Options{PodSubnet: "10.243.0.0/16"}))
+}
 
 // expectation is the verdict a variant must get.
 type expectation struct {
@@ -133,7 +135,7 @@ func rehearse(ctx context.Context, t *testing.T, name string, spec appspec.Spec,
 }
 
 // rehearseScenario is rehearse with another scenario.
-func rehearseScenario(ctx context.Context, t *testing.T, name string, spec appspec.Spec, sc harness.ScenarioFunc, opts ...harness.Option) *harness.Result {
+func rehearseScenario(ctx context.Context, t *testing.T, name string, spec appspec.Spec, sc harness.Planned, opts ...harness.Option) *harness.Result {
 	t.Helper()
 	app := harness.RehearsalApp(spec)
 	app.Namespace = "rr-" + name

@@ -29,7 +29,7 @@ var leaving struct {
 // scenarios, logs the result and records its outcome for `make repeat`
 // under name, and, when the case ends, deletes ns without waiting. A
 // rehearsal that could not run fails the test.
-func Rehearse(ctx context.Context, t *testing.T, r *harness.Rehearser, ns, suiteName, name string, builds ...harness.ScenarioFunc) *harness.Result {
+func Rehearse(ctx context.Context, t *testing.T, r *harness.Rehearser, ns, suiteName, name string, builds ...harness.Planned) *harness.Result {
 	t.Helper()
 	t.Cleanup(func() { leave(t, ns) })
 	_, err := r.Deploy(ctx)

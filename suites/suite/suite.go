@@ -32,8 +32,10 @@ import (
 	"github.com/kube-rehearse/rehearse/harness"
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/target"
-	"github.com/kube-rehearse/rehearse/harness/timeline"
+	"github.com/kube-rehearse/rehearse/harness/verdict"
+	recordpkg "github.com/kube-rehearse/rehearse/reports/record"
 )
 
 // Options shape a suite's cluster.
@@ -229,13 +231,34 @@ func (o Outcome) Verdict() string {
 // when unset) for `make repeat`.
 func Record(t *testing.T, suiteName, caseName string, res *harness.Result) {
 	t.Helper()
-	dir := os.Getenv("REHEARSE_RESULTS_DIR")
-	if dir == "" || res == nil {
+	if res == nil {
 		return
 	}
-	o := Outcome{Suite: suiteName, Case: caseName, Run: res.Run, At: time.Now().UTC(), Outcome: string(res.Report.Outcome),
-		Reason: res.Report.Reason, Failed: map[string]string{}, Requests: map[string]int{}, Errors: map[string]int{}}
-	for _, c := range res.Report.Failed() {
+	loads := map[string]load.Summary{}
+	for k, l := range res.Loads {
+		loads[k.String()] = l
+	}
+	record(t, suiteName, caseName, res.Run, res.Report, loads)
+}
+
+// RecordRun is Record of a run record (what `rehearse run` wrote).
+func RecordRun(t *testing.T, suiteName, caseName string, rec *recordpkg.Record) {
+	t.Helper()
+	loads := map[string]load.Summary{}
+	for _, l := range rec.Loads {
+		loads[l.Client] = l.Summary
+	}
+	record(t, suiteName, caseName, rec.Run, rec.Verdict, loads)
+}
+
+func record(t *testing.T, suiteName, caseName, run string, rep verdict.Report, loads map[string]load.Summary) {
+	dir := os.Getenv("REHEARSE_RESULTS_DIR")
+	if dir == "" {
+		return
+	}
+	o := Outcome{Suite: suiteName, Case: caseName, Run: run, At: time.Now().UTC(), Outcome: string(rep.Outcome),
+		Reason: rep.Reason, Failed: map[string]string{}, Requests: map[string]int{}, Errors: map[string]int{}}
+	for _, c := range rep.Failed() {
 		d := "failed"
 		if c.Diagnosis != nil {
 			d = c.Diagnosis.Class.String()
@@ -245,13 +268,11 @@ func Record(t *testing.T, suiteName, caseName string, res *harness.Result) {
 		}
 		o.Failed[c.Name] = d
 	}
-	for _, c := range res.Report.Unjudged() {
+	for _, c := range rep.Unjudged() {
 		o.Unjudged = append(o.Unjudged, c.Name)
 	}
-	for _, k := range timeline.ClientKinds() {
-		if s, ok := res.Loads[k]; ok {
-			o.Requests[k.String()], o.Errors[k.String()] = s.Sent, s.Failed
-		}
+	for k, s := range loads {
+		o.Requests[k], o.Errors[k] = s.Sent, s.Failed
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Logf("recording the outcome: %v", err)
