@@ -3,6 +3,7 @@
 //
 //	rehearse run                            a rehearsal (make rehearse)
 //	rehearse restore                        undo what interrupted rehearsals left
+//	rehearse preflight                      read-only checks before an upgrade
 //	rehearse judge | report RUN             judge a saved run again; render its reports
 //	rehearse compare BASELINE CURRENT       flag regressions between two runs
 //	rehearse trend DIR                      chart many runs; judge one against its history
@@ -142,6 +143,7 @@ clients saw.
 		newRunCmd(stdout, stderr),
 		newUpgradeCmd(stdout, stderr),
 		newRestoreCmd(stdout, stderr),
+		newPreflightCmd(stdout, stderr),
 		newScenariosCmd(stdout),
 		newChecksCmd(stdout),
 		newClusterCmd(stdout, stderr),

@@ -49,9 +49,9 @@ could not be undone: that stays in the journal for the next restore.`,
 			var client kubernetes.Interface
 			var tgt target.Target // node operations, for node undos
 			if existing {
-				e, err := target.Connect(kubeconfig, kubecontext)
+				e, err := connectExisting(kubeconfig, kubecontext)
 				if err != nil {
-					return usageError(err)
+					return err
 				}
 				client, tgt = e.Client(), e
 			} else if err := checkName(name); err != nil {
@@ -100,6 +100,16 @@ could not be undone: that stays in the journal for the next restore.`,
 	f.BoolVar(&force, "force", false, "also undo the journals of rehearsals that seem alive")
 	_ = cmd.MarkFlagFilename("kubeconfig")
 	return cmd
+}
+
+// connectExisting reads an existing cluster's kubeconfig context (nothing is
+// contacted: what goes wrong is bad input).
+func connectExisting(kubeconfig, kubecontext string) (*target.Existing, error) {
+	e, err := target.Connect(kubeconfig, kubecontext)
+	if err != nil {
+		return nil, usageError(err)
+	}
+	return e, nil
 }
 
 // kindTarget connects to a local kind cluster (the harness's own to restore).

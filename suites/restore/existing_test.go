@@ -3,11 +3,14 @@ package restore
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -17,8 +20,10 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
+	"github.com/kube-rehearse/rehearse/harness/deploy"
 	"github.com/kube-rehearse/rehearse/harness/engine"
 	"github.com/kube-rehearse/rehearse/harness/safety"
+	"github.com/kube-rehearse/rehearse/preflight"
 	"github.com/kube-rehearse/rehearse/reports/record"
 	"github.com/kube-rehearse/rehearse/scenarios/drain"
 	"github.com/kube-rehearse/rehearse/suites/suite"
@@ -74,6 +79,85 @@ func TestAnExistingCluster(t *testing.T) {
 			_, err = suite.Env.Target.Client().CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 			assert.True(t, apierrors.IsNotFound(err), "the run's namespace is gone: %v", err)
 			assert.Equal(t, before, clusterState(ctx, t), "the nodes are uncordoned, no journal is left")
+			return ctx
+		}).Feature()
+	suite.Env.Test.Test(t, f)
+}
+
+// preflightCases are rehearsal apps, each in its own namespace, and the
+// problems `rehearse preflight` must find in each (rule -> severity).
+var preflightCases = []struct {
+	preset appspec.Preset
+	edit   func(*appspec.Spec)
+	want   map[string]string
+}{
+	{appspec.PresetWellBehaved, nil, map[string]string{}},
+	{appspec.PresetBlockingPDB, nil, map[string]string{preflight.RuleBlockingPDB: "blocker"}},
+	{appspec.PresetNoPDB, nil, map[string]string{preflight.RuleNoPDB: "warning"}},
+	{appspec.PresetNoReadinessProbe, nil, map[string]string{preflight.RuleNoReadiness: "warning"}},
+	{appspec.PresetNoDrain, nil, map[string]string{preflight.RuleNoPreStop: "warning"}},
+	{"single-replica", func(s *appspec.Spec) { s.Replicas = 1 }, map[string]string{preflight.RuleSingleReplica: "warning"}},
+	{"long-grace", func(s *appspec.Spec) { s.TerminationGracePeriod = 2 * time.Minute }, map[string]string{preflight.RuleGraceOverDrain: "blocker"}},
+}
+
+// TestPreflight seeds each problem in a namespace of its own on the
+// suite's cluster, addressed by kubeconfig and context, and checks that
+// `rehearse preflight` (read-only: no allow-list needed) finds exactly it,
+// and nothing in the well-behaved app's namespace; a blocker exits 1.
+func TestPreflight(t *testing.T) {
+	f := features.New("preflight").
+		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			root, err := engine.FindModuleRoot()
+			require.NoError(t, err)
+			archive, err := appspec.BuildArchive(ctx, root, t.TempDir())
+			require.NoError(t, err)
+			require.NoError(t, suite.Env.Target.LoadImageArchives(ctx, archive))
+			for _, c := range preflightCases {
+				base := c.preset
+				if c.edit != nil {
+					base = appspec.PresetWellBehaved
+				}
+				spec, err := appspec.PresetSpec(base, appspec.Image)
+				require.NoError(t, err)
+				if c.edit != nil {
+					c.edit(&spec)
+				}
+				spec.Namespace, spec.Service.NodePort = "preflight-"+string(c.preset), 0
+				_, err = deploy.App(ctx, suite.Env.Target.RESTConfig(), suite.Env.Target.Client(), spec)
+				require.NoError(t, err, c.preset)
+			}
+			return ctx
+		}).
+		Assess("each seeded problem is found, and nothing on the clean app", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			kubeconfig, kubecontext := stagingKubeconfig(t)
+			for _, c := range preflightCases {
+				ns := "preflight-" + string(c.preset)
+				r := runRehearse(t, nil, "preflight", "--kubeconfig", kubeconfig, "--context", kubecontext, "--namespace", ns,
+					"--drain-timeout-in-minutes", "1", "--to", "v1.34", "--json")
+				var rep preflight.Report
+				require.NoError(t, json.Unmarshal([]byte(r.out), &rep), "%s: output:\n%s", ns, r.out)
+				got := map[string]string{}
+				for _, f := range rep.Findings {
+					if f.Rule == preflight.RuleRemovedAPIsCalled && f.Severity == preflight.Info {
+						t.Logf("%s: cluster-wide note: %s: %s", ns, f.Object, f.Evidence)
+						continue
+					}
+					got[f.Rule] = f.Severity.String()
+				}
+				assert.Equal(t, c.want, got, "%s: findings %+v", ns, rep.Findings)
+				assert.Empty(t, rep.NotChecked, "%s: every rule could look", ns)
+				wantCode := 0
+				if slices.Contains(slices.Collect(maps.Values(c.want)), "blocker") {
+					wantCode = 1
+				}
+				assert.Equal(t, wantCode, r.code, "%s: exit code", ns)
+			}
+			return ctx
+		}).
+		Teardown(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			for _, c := range preflightCases {
+				_ = suite.Env.Target.Client().CoreV1().Namespaces().Delete(ctx, "preflight-"+string(c.preset), metav1.DeleteOptions{})
+			}
 			return ctx
 		}).Feature()
 	suite.Env.Test.Test(t, f)
