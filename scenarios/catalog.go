@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -16,9 +17,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
+	"github.com/kube-rehearse/rehearse/harness/aks"
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
 	"github.com/kube-rehearse/rehearse/harness/target"
+	"github.com/kube-rehearse/rehearse/scenarios/aksupgrade"
 	"github.com/kube-rehearse/rehearse/scenarios/cordon"
 	"github.com/kube-rehearse/rehearse/scenarios/dns"
 	"github.com/kube-rehearse/rehearse/scenarios/drain"
@@ -206,10 +209,57 @@ var kinds = []Kind{
 		}),
 		build: buildKubernetesUpgrade,
 	},
+	{
+		Name:     aksupgrade.Kind,
+		Summary:  "AKS itself upgrades the cluster (an AKS cluster reached by --context): the control plane alone, a node pool's Kubernetes version, or its node image, followed to the end with every state on the timeline",
+		Disrupts: "have AKS upgrade the cluster, which cannot be undone",
+		Settings: withPoolSettings(map[string]string{
+			"subscription":  "the Azure subscription (default $AZURE_SUBSCRIPTION_ID)",
+			"resourceGroup": "the cluster's resource group",
+			"cluster":       "the AKS cluster's name",
+			"operation":     strings.Join(aksupgrade.Operations(), ", "),
+			"version":       "the Kubernetes version (for control-plane and kubernetes)",
+		}, "the node pool (for kubernetes and node-image; its upgrade settings are set first when any is given)"),
+		build: buildAKSUpgrade,
+	},
 }
 
-// withPoolSettings adds AKS's node-pool upgrade settings to a kind's own.
-func withPoolSettings(own map[string]string) map[string]string {
+// aksOptions reads the aks-upgrade settings (nothing is contacted).
+func aksOptions(s *settings) (aks.Cluster, aksupgrade.Options, error) {
+	c := aks.Cluster{Subscription: s.str("subscription", os.Getenv("AZURE_SUBSCRIPTION_ID")), ResourceGroup: s.str("resourceGroup", ""), Name: s.str("cluster", "")}
+	o := aksupgrade.Options{Operation: s.str("operation", ""), Version: s.str("version", ""), Pool: s.str("pool", "")}
+	for _, k := range []string{"maxSurge", "maxUnavailable", "drainTimeoutInMinutes", "nodeSoakDurationInMinutes", "undrainableNodeBehavior"} {
+		if _, ok := s.m[k]; ok {
+			st := upgradeSettings(s)
+			o.Settings = &st
+			break
+		}
+	}
+	if err := c.Validate(); err != nil {
+		return c, o, fmt.Errorf("%w: set subscription=, resourceGroup= and cluster=", err)
+	}
+	return c, o, o.Validate()
+}
+
+func buildAKSUpgrade(_ context.Context, _ Env, s settings) (scenario.Scenario, error) {
+	c, o, err := aksOptions(&s)
+	if err != nil {
+		return scenario.Scenario{}, err
+	}
+	cred, err := aks.DefaultCredential()
+	if err != nil {
+		return scenario.Scenario{}, fmt.Errorf("Azure credentials (azidentity's default chain: environment, workload or managed identity, az login): %w", err)
+	}
+	d, err := aks.New(c, cred, nil)
+	if err != nil {
+		return scenario.Scenario{}, err
+	}
+	return aksupgrade.Scenario(d, o)
+}
+
+// withPoolSettings adds AKS's node-pool upgrade settings to a kind's own
+// (pool: how the pool setting reads, when not the default).
+func withPoolSettings(own map[string]string, pool ...string) map[string]string {
 	for k, v := range map[string]string{
 		"pool":                      "the node pool (default workers)",
 		"maxSurge":                  "surge nodes, a count or a percentage of the pool (default 10%)",
@@ -219,6 +269,9 @@ func withPoolSettings(own map[string]string) map[string]string {
 		"undrainableNodeBehavior":   "Schedule (default) or Cordon",
 	} {
 		own[k] = v
+	}
+	if len(pool) > 0 {
+		own["pool"] = pool[0]
 	}
 	return own
 }
@@ -288,6 +341,11 @@ func CheckSettings(name string, set map[string]string) error {
 	s := settings{m: set}
 	if name == upgrade.KindNodeImage || name == upgrade.KindKubernetes {
 		if err := upgradeSettings(&s).Validate(); err != nil {
+			return err
+		}
+	}
+	if name == aksupgrade.Kind {
+		if _, _, err := aksOptions(&s); err != nil {
 			return err
 		}
 	}
