@@ -150,13 +150,9 @@ func (d *Driver) SetUpgradeSettings(ctx context.Context, pool string, s upgrade.
 			apiVersion, d.cluster.ResourceGroup, d.cluster.Name, pool, orDefault(s.MaxUnavailable, def.MaxUnavailable), orDefault(s.UndrainableNodeBehavior, def.UndrainableNodeBehavior))
 	}
 	c := d.cluster
-	got, err := d.pools.Get(ctx, c.ResourceGroup, c.Name, pool, nil)
+	ap, err := d.pool(ctx, pool)
 	if err != nil {
-		return fmt.Errorf("aks: node pool %s: %w", pool, err)
-	}
-	ap := got.AgentPool
-	if ap.Properties == nil {
-		ap.Properties = &armcontainerservice.ManagedClusterAgentPoolProfileProperties{}
+		return err
 	}
 	full := s
 	if full.MaxSurge == "" {
@@ -229,13 +225,9 @@ func (d *Driver) UpgradeControlPlane(ctx context.Context, version string, progre
 // with the pool's upgrade settings).
 func (d *Driver) UpgradePool(ctx context.Context, pool, version string, progress func(Progress)) error {
 	c := d.cluster
-	got, err := d.pools.Get(ctx, c.ResourceGroup, c.Name, pool, nil)
+	ap, err := d.pool(ctx, pool)
 	if err != nil {
-		return fmt.Errorf("aks: node pool %s: %w", pool, err)
-	}
-	ap := got.AgentPool
-	if ap.Properties == nil {
-		ap.Properties = &armcontainerservice.ManagedClusterAgentPoolProfileProperties{}
+		return err
 	}
 	ap.Properties.OrchestratorVersion = &version
 	op := "node pool " + pool + " to " + version
@@ -256,6 +248,19 @@ func (d *Driver) UpgradeNodeImage(ctx context.Context, pool string, progress fun
 		return fmt.Errorf("aks: %s: %w", op, err)
 	}
 	return follow(ctx, d.pollEvery(), op, poller, d.poolState(pool), progress)
+}
+
+// pool reads a node pool, to be written back changed.
+func (d *Driver) pool(ctx context.Context, pool string) (armcontainerservice.AgentPool, error) {
+	got, err := d.pools.Get(ctx, d.cluster.ResourceGroup, d.cluster.Name, pool, nil)
+	if err != nil {
+		return armcontainerservice.AgentPool{}, fmt.Errorf("aks: node pool %s: %w", pool, err)
+	}
+	ap := got.AgentPool
+	if ap.Properties == nil {
+		ap.Properties = &armcontainerservice.ManagedClusterAgentPoolProfileProperties{}
+	}
+	return ap, nil
 }
 
 func (d *Driver) poolState(pool string) func(context.Context) (string, error) {

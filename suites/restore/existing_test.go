@@ -40,13 +40,7 @@ func TestAnExistingCluster(t *testing.T) {
 	const ns = "rehearsal-existing"
 	f := features.New("existing cluster").
 		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			// A real staging cluster pulls the app's image from its
-			// registry; this one gets it as kind does.
-			root, err := engine.FindModuleRoot()
-			require.NoError(t, err)
-			archive, err := appspec.BuildArchive(ctx, root, t.TempDir())
-			require.NoError(t, err)
-			require.NoError(t, suite.Env.Target.LoadImageArchives(ctx, archive))
+			loadAppImage(ctx, t)
 			return ctx
 		}).
 		Assess("a drain without the allow-list is refused, nothing changed", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
@@ -107,11 +101,7 @@ var preflightCases = []struct {
 func TestPreflight(t *testing.T) {
 	f := features.New("preflight").
 		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			root, err := engine.FindModuleRoot()
-			require.NoError(t, err)
-			archive, err := appspec.BuildArchive(ctx, root, t.TempDir())
-			require.NoError(t, err)
-			require.NoError(t, suite.Env.Target.LoadImageArchives(ctx, archive))
+			loadAppImage(ctx, t)
 			for _, c := range preflightCases {
 				base := c.preset
 				if c.edit != nil {
@@ -161,6 +151,17 @@ func TestPreflight(t *testing.T) {
 			return ctx
 		}).Feature()
 	suite.Env.Test.Test(t, f)
+}
+
+// loadAppImage gives the cluster the rehearsal app's image: a real staging
+// cluster pulls it from its registry; this one gets it as kind does.
+func loadAppImage(ctx context.Context, t *testing.T) {
+	t.Helper()
+	root, err := engine.FindModuleRoot()
+	require.NoError(t, err)
+	archive, err := appspec.BuildArchive(ctx, root, t.TempDir())
+	require.NoError(t, err)
+	require.NoError(t, suite.Env.Target.LoadImageArchives(ctx, archive))
 }
 
 // stagingKubeconfig copies the suite cluster's kubeconfig to a file of
