@@ -366,11 +366,21 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...Planned) (*Result, e
 		fmt.Fprintf(r.log, "restored what earlier runs left:\n%s", rep)
 	}
 
-	// On a cluster that is not ours, the namespace this run creates for the
-	// app goes with the run: staging is left as it was found.
-	if ns := r.namespace(); !tgt.Owned() {
-		if _, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); apierrors.IsNotFound(err) {
+	// On a cluster that is not ours, the namespaces this run creates (the
+	// app's, the journal's) go with the run: staging is left as it was
+	// found. The journal's goes only if no journal is left in it (a change
+	// not undone, another run's).
+	if !tgt.Owned() {
+		if ns := r.namespace(); !namespaceExists(ctx, client, ns) {
 			defer r.removeNamespace(context.WithoutCancel(ctx), client, ns)
+		}
+		if !namespaceExists(ctx, client, journal.Namespace) {
+			defer func() {
+				ctx := context.WithoutCancel(ctx)
+				if left, err := journal.Leftovers(ctx, client, journal.Force()); err == nil && len(left) == 0 {
+					r.removeNamespace(ctx, client, journal.Namespace)
+				}
+			}()
 		}
 	}
 	dep, err := r.deploy(ctx, tgt)
@@ -567,6 +577,13 @@ func (r *Rehearser) namespace() string {
 		return r.app.Namespace
 	}
 	return "rehearsal"
+}
+
+// namespaceExists says whether a namespace is there (an error reading it
+// counts as there: nothing is deleted on a guess).
+func namespaceExists(ctx context.Context, client kubernetes.Interface, ns string) bool {
+	_, err := client.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+	return !apierrors.IsNotFound(err)
 }
 
 // removeNamespace deletes a namespace the run created and waits (a while)
