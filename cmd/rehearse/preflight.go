@@ -15,11 +15,12 @@ import (
 
 func newPreflightCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		name, kubeconfig, kubecontext string
-		o                             preflight.Options
-		drainMinutes                  int
-		s                             preflight.Surge
-		asJSON                        bool
+		name         string
+		existing     existingFlags
+		o            preflight.Options
+		drainMinutes int
+		s            preflight.Surge
+		asJSON       bool
 	)
 	cmd := &cobra.Command{
 		Use:   "preflight",
@@ -52,9 +53,8 @@ cluster could not be read.`,
 		Args: cobra.NoArgs,
 		RunE: doing(func(cmd *cobra.Command, _ []string) error {
 			changed := cmd.Flags().Changed
-			existing := kubeconfig != "" || kubecontext != ""
-			if existing && changed("cluster") {
-				return usageErrorf("give --cluster (a kind cluster) or --kubeconfig/--context (any cluster), not both")
+			if err := existing.notWithCluster(cmd); err != nil {
+				return err
 			}
 			if drainMinutes < 1 || drainMinutes > 1440 {
 				return usageErrorf("--drain-timeout-in-minutes %d: use 1 to 1440 (AKS's range)", drainMinutes)
@@ -74,8 +74,8 @@ cluster could not be read.`,
 				return usageError(err)
 			}
 			var client kubernetes.Interface
-			if existing {
-				e, err := connectExisting(kubeconfig, kubecontext)
+			if existing.chosen(cmd) {
+				e, err := existing.connect()
 				if err != nil {
 					return err
 				}
@@ -111,8 +111,7 @@ cluster could not be read.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "cluster", "rehearse-run", "kind cluster to check")
-	f.StringVar(&kubeconfig, "kubeconfig", "", "instead of a kind cluster, an existing cluster: the kubeconfig file at `PATH` (default $KUBECONFIG, ~/.kube/config)")
-	f.StringVar(&kubecontext, "context", "", "instead of a kind cluster, an existing cluster: this kubeconfig context (default: the file's current one)")
+	existing.register(cmd)
 	f.StringSliceVar(&o.Namespaces, "namespace", nil, "namespaces to check, comma-separated (default: all but the platform's)")
 	f.StringVar(&o.To, "to", "", "the Kubernetes version the upgrade goes to (v1.34): APIs removed by then are blockers")
 	f.IntVar(&drainMinutes, "drain-timeout-in-minutes", 30, "AKS drainTimeoutInMinutes: grace periods longer than this block the drain")
@@ -125,7 +124,6 @@ cluster could not be read.`,
 	f.IntVar(&s.SubnetUsed, "subnet-used", 0, "addresses already used in --subnet (default: the pool's nodes' share)")
 	f.IntVar(&s.AddressesPerNode, "addresses-per-node", 0, "addresses a node takes from --subnet (default: its max pods + 1, Azure CNI; 1 for CNI overlay or kubenet)")
 	f.BoolVar(&asJSON, "json", false, "print the findings as JSON")
-	_ = cmd.MarkFlagFilename("kubeconfig")
 	_ = cmd.MarkFlagFilename("manifests", "yaml", "yml", "json")
 	return cmd
 }

@@ -19,8 +19,9 @@ import (
 
 func newRestoreCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		name, kubeconfig, kubecontext string
-		force                         bool
+		name     string
+		existing existingFlags
+		force    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "restore",
@@ -42,14 +43,13 @@ could not be undone: that stays in the journal for the next restore.`,
   rehearse restore --kubeconfig ~/.kube/config --context staging`,
 		Args: cobra.NoArgs,
 		RunE: doing(func(cmd *cobra.Command, _ []string) error {
-			existing := kubeconfig != "" || kubecontext != ""
-			if existing && cmd.Flags().Changed("cluster") {
-				return usageErrorf("give --cluster (a kind cluster) or --kubeconfig/--context (any cluster), not both")
+			if err := existing.notWithCluster(cmd); err != nil {
+				return err
 			}
 			var client kubernetes.Interface
 			var tgt target.Target // node operations, for node undos
-			if existing {
-				e, err := connectExisting(kubeconfig, kubecontext)
+			if existing.chosen(cmd) {
+				e, err := existing.connect()
 				if err != nil {
 					return err
 				}
@@ -95,21 +95,9 @@ could not be undone: that stays in the journal for the next restore.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&name, "cluster", "rehearse-run", "kind cluster to restore")
-	f.StringVar(&kubeconfig, "kubeconfig", "", "instead of a kind cluster, an existing cluster: the kubeconfig file at `PATH` (default $KUBECONFIG, ~/.kube/config)")
-	f.StringVar(&kubecontext, "context", "", "instead of a kind cluster, an existing cluster: this kubeconfig context (default: the file's current one)")
+	existing.register(cmd)
 	f.BoolVar(&force, "force", false, "also undo the journals of rehearsals that seem alive")
-	_ = cmd.MarkFlagFilename("kubeconfig")
 	return cmd
-}
-
-// connectExisting reads an existing cluster's kubeconfig context (nothing is
-// contacted: what goes wrong is bad input).
-func connectExisting(kubeconfig, kubecontext string) (*target.Existing, error) {
-	e, err := target.Connect(kubeconfig, kubecontext)
-	if err != nil {
-		return nil, usageError(err)
-	}
-	return e, nil
 }
 
 // kindTarget connects to a local kind cluster (the harness's own to restore).

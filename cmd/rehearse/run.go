@@ -32,10 +32,9 @@ type runFlags struct {
 	workers int
 	keep    bool
 
-	kubeconfig  string
-	kubecontext string
-	allow       []string
-	namespace   string
+	existing  existingFlags
+	allow     []string
+	namespace string
 
 	preset         string
 	noHeaders      bool
@@ -118,8 +117,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.cluster, "cluster", "rehearse-run", "kind cluster: used if it exists, created (and deleted at the end) if not")
 	fl.IntVar(&f.workers, "workers", 2, "workers of a cluster this run creates (0 to 20)")
 	fl.BoolVar(&f.keep, "keep", false, "keep a cluster this run created (delete it with: rehearse cluster down --name NAME)")
-	fl.StringVar(&f.kubeconfig, "kubeconfig", "", "instead of a kind cluster, an existing cluster: the kubeconfig file at `PATH` (default $KUBECONFIG, ~/.kube/config)")
-	fl.StringVar(&f.kubecontext, "context", "", "instead of a kind cluster, an existing cluster: this kubeconfig context (default: the file's current one)")
+	f.existing.register(cmd)
 	fl.StringVar(&f.namespace, "namespace", "rehearsal", "the app's namespace (on a cluster rehearse did not create, deleted at the end if this run created it)")
 	fl.StringSliceVar(&f.allow, "allow-cluster", nil, "an existing cluster this run may disrupt (drain, upgrade, DNS faults, node loss), by kubeconfig context (globs: staging-*), API server address, or CONTEXT@SERVER; also $"+safety.EnvVar)
 
@@ -182,7 +180,7 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 
 	// The cluster is validated again by harness.New; here so that its
 	// problems are listed with the others.
-	existing := changed("kubeconfig") || changed("context")
+	existing := f.existing.chosen(cmd)
 	var tgt *target.Existing
 	if existing {
 		for _, name := range []string{"cluster", "workers", "keep"} {
@@ -190,7 +188,7 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 				bad("--%s is for a local kind cluster: drop it with --kubeconfig or --context (an existing cluster)", name)
 			}
 		}
-		t, err := target.Connect(f.kubeconfig, f.kubecontext)
+		t, err := f.existing.connect()
 		if err != nil {
 			bad("%v", err)
 		}
