@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
 )
 
@@ -63,21 +64,20 @@ func surgeCapacity(ctx context.Context, client kubernetes.Interface, s Surge) ([
 	}
 	var pool []corev1.Node
 	for _, n := range list.Items {
-		_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-		if (s.Pool == "" && !cp) || (s.Pool != "" && (n.Labels["kubernetes.azure.com/agentpool"] == s.Pool || n.Labels["agentpool"] == s.Pool)) {
+		if (s.Pool == "" && !target.ControlPlane(&n)) || (s.Pool != "" && target.AgentPool(&n) == s.Pool) {
 			pool = append(pool, n)
 		}
 	}
 	if len(pool) == 0 {
 		return nil, fmt.Sprintf("no node of pool %q", s.Pool)
 	}
-	settings := upgrade.Settings{MaxSurge: s.MaxSurge}
+	settings := upgrade.Settings{MaxSurge: s.MaxSurge}.WithDefaults()
 	surge := settings.Surge(len(pool))
 	name := s.Pool
 	if name == "" {
 		name = "workers"
 	}
-	obj := fmt.Sprintf("node pool %s (%d nodes, maxSurge %s: %d surge nodes)", name, len(pool), orDefault(s.MaxSurge, "10%"), surge)
+	obj := fmt.Sprintf("node pool %s (%d nodes, maxSurge %s: %d surge nodes)", name, len(pool), settings.MaxSurge, surge)
 	var out []Finding
 	var notes []string
 	if s.CPUQuotaFree > 0 {
@@ -120,13 +120,6 @@ func surgeCapacity(ctx context.Context, client kubernetes.Interface, s Surge) ([
 			Evidence: "the surge fits: " + joinAnd(notes), Fix: "nothing to do"})
 	}
 	return out, ""
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func joinAnd(s []string) string {

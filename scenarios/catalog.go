@@ -219,7 +219,8 @@ var kinds = []Kind{
 			"cluster":       "the AKS cluster's name",
 			"operation":     strings.Join(aksupgrade.Operations(), ", "),
 			"version":       "the Kubernetes version (for control-plane and kubernetes)",
-		}, "the node pool (for kubernetes and node-image; its upgrade settings are set first when any is given)"),
+			"pool":          "the node pool (for kubernetes and node-image; its upgrade settings are set first when any is given)",
+		}),
 		build: buildAKSUpgrade,
 	},
 }
@@ -257,9 +258,9 @@ func buildAKSUpgrade(_ context.Context, _ Env, s settings) (scenario.Scenario, e
 	return aksupgrade.Scenario(d, o)
 }
 
-// withPoolSettings adds AKS's node-pool upgrade settings to a kind's own
-// (pool: how the pool setting reads, when not the default).
-func withPoolSettings(own map[string]string, pool ...string) map[string]string {
+// withPoolSettings adds AKS's node-pool upgrade settings to a kind's own;
+// a kind's own description of one of them (pool, say) is kept.
+func withPoolSettings(own map[string]string) map[string]string {
 	for k, v := range map[string]string{
 		"pool":                      "the node pool (default workers)",
 		"maxSurge":                  "surge nodes, a count or a percentage of the pool (default 10%)",
@@ -268,10 +269,9 @@ func withPoolSettings(own map[string]string, pool ...string) map[string]string {
 		"nodeSoakDurationInMinutes": "wait after each batch's drain (default 0)",
 		"undrainableNodeBehavior":   "Schedule (default) or Cordon",
 	} {
-		own[k] = v
-	}
-	if len(pool) > 0 {
-		own["pool"] = pool[0]
+		if _, ok := own[k]; !ok {
+			own[k] = v
+		}
 	}
 	return own
 }

@@ -143,23 +143,16 @@ func (d *Driver) SetUpgradeSettings(ctx context.Context, pool string, s upgrade.
 	if err := s.Validate(); err != nil {
 		return fmt.Errorf("aks: %w", err)
 	}
-	def := upgrade.Defaults()
-	if (s.MaxUnavailable != "" && s.MaxUnavailable != def.MaxUnavailable) || (s.UndrainableNodeBehavior != "" && s.UndrainableNodeBehavior != def.UndrainableNodeBehavior) {
+	def, full := upgrade.Defaults(), s.WithDefaults()
+	if full.MaxUnavailable != def.MaxUnavailable || full.UndrainableNodeBehavior != def.UndrainableNodeBehavior {
 		return fmt.Errorf("aks: maxUnavailable and undrainableNodeBehavior are not in AKS API %s, which this build's SDK speaks: "+
 			"set them with `az aks nodepool update -g %s --cluster-name %s -n %s --max-unavailable %s --undrainable-node-behavior %s`",
-			apiVersion, d.cluster.ResourceGroup, d.cluster.Name, pool, orDefault(s.MaxUnavailable, def.MaxUnavailable), orDefault(s.UndrainableNodeBehavior, def.UndrainableNodeBehavior))
+			apiVersion, d.cluster.ResourceGroup, d.cluster.Name, pool, full.MaxUnavailable, full.UndrainableNodeBehavior)
 	}
 	c := d.cluster
 	ap, err := d.pool(ctx, pool)
 	if err != nil {
 		return err
-	}
-	full := s
-	if full.MaxSurge == "" {
-		full.MaxSurge = def.MaxSurge
-	}
-	if full.DrainTimeoutInMinutes == 0 {
-		full.DrainTimeoutInMinutes = def.DrainTimeoutInMinutes
 	}
 	ap.Properties.UpgradeSettings = &armcontainerservice.AgentPoolUpgradeSettings{
 		MaxSurge:                  &full.MaxSurge,
@@ -326,10 +319,3 @@ func deref(s *string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
-}

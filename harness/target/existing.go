@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -55,7 +57,7 @@ func Connect(path, kubecontext string) (*Existing, error) {
 		return nil, fmt.Errorf("kubeconfig %s has no current context: name one (--context)", describeKubeconfig(path))
 	}
 	if _, ok := raw.Contexts[name]; !ok {
-		return nil, fmt.Errorf("kubeconfig %s has no context %q (it has: %v)", describeKubeconfig(path), name, contextNames(raw.Contexts))
+		return nil, fmt.Errorf("kubeconfig %s has no context %q (it has: %v)", describeKubeconfig(path), name, slices.Sorted(maps.Keys(raw.Contexts)))
 	}
 	cfg, err := cc.ClientConfig()
 	if err != nil {
@@ -73,14 +75,6 @@ func describeKubeconfig(path string) string {
 		return "($KUBECONFIG or ~/.kube/config)"
 	}
 	return path
-}
-
-func contextNames[V any](m map[string]V) []string {
-	var out []string
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }
 
 func (e *Existing) Name() string {
@@ -144,8 +138,8 @@ func (e *Existing) Nodes(ctx context.Context) ([]Node, error) {
 
 // apiNode is what the Node object alone says about a node.
 func apiNode(n *corev1.Node) Node {
-	_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-	pool := firstLabel(n, "kubernetes.azure.com/agentpool", "agentpool")
+	cp := ControlPlane(n)
+	pool := AgentPool(n)
 	if pool == "" {
 		pool = "workers"
 		if cp {
@@ -161,6 +155,17 @@ func apiNode(n *corev1.Node) Node {
 		Image: img, Address: internalIP(n), PodCIDR: n.Spec.PodCIDR,
 		Ready: cluster.NodeReady(n), Cordoned: n.Spec.Unschedulable,
 	}
+}
+
+// ControlPlane says whether a node is a control-plane node.
+func ControlPlane(n *corev1.Node) bool {
+	_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
+	return cp
+}
+
+// AgentPool is the AKS agent pool a node's labels name ("" if none).
+func AgentPool(n *corev1.Node) string {
+	return firstLabel(n, "kubernetes.azure.com/agentpool", "agentpool")
 }
 
 func firstLabel(n *corev1.Node, keys ...string) string {

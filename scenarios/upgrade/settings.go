@@ -47,8 +47,8 @@ func Defaults() Settings {
 	return Settings{MaxSurge: "10%", MaxUnavailable: "0", DrainTimeoutInMinutes: 30, UndrainableNodeBehavior: Schedule}
 }
 
-// withDefaults fills what is unset.
-func (s Settings) withDefaults() Settings {
+// WithDefaults fills what is unset with AKS's defaults.
+func (s Settings) WithDefaults() Settings {
 	d := Defaults()
 	if s.MaxSurge == "" {
 		s.MaxSurge = d.MaxSurge
@@ -67,7 +67,7 @@ func (s Settings) withDefaults() Settings {
 
 // Validate reports every bad setting at once, with the range AKS accepts.
 func (s Settings) Validate() error {
-	s = s.withDefaults()
+	s = s.WithDefaults()
 	var errs []error
 	if _, err := parseCount(s.MaxSurge, 1); err != nil {
 		errs = append(errs, fmt.Errorf("maxSurge %w", err))
@@ -100,7 +100,7 @@ var minute = time.Minute
 
 // DrainTimeout is the per-node drain deadline.
 func (s Settings) DrainTimeout() time.Duration {
-	return time.Duration(s.withDefaults().DrainTimeoutInMinutes) * minute
+	return time.Duration(s.WithDefaults().DrainTimeoutInMinutes) * minute
 }
 
 // Soak is the wait after each batch's drain.
@@ -110,13 +110,13 @@ func (s Settings) Soak() time.Duration {
 
 // Surge is the number of surge nodes for a pool of n nodes.
 func (s Settings) Surge(n int) int {
-	v, _ := parseCount(s.withDefaults().MaxSurge, n)
+	v, _ := parseCount(s.WithDefaults().MaxSurge, n)
 	return v
 }
 
 // Unavailable is the number of old nodes that may be down beyond the surge.
 func (s Settings) Unavailable(n int) int {
-	v, _ := parseCount(s.withDefaults().MaxUnavailable, n)
+	v, _ := parseCount(s.WithDefaults().MaxUnavailable, n)
 	return v
 }
 
@@ -137,7 +137,7 @@ func (s Settings) Batches(n int) int {
 
 // String lists the settings by their AKS names.
 func (s Settings) String() string {
-	s = s.withDefaults()
+	s = s.WithDefaults()
 	return fmt.Sprintf("maxSurge=%s maxUnavailable=%s drainTimeoutInMinutes=%d nodeSoakDurationInMinutes=%d undrainableNodeBehavior=%s",
 		s.MaxSurge, s.MaxUnavailable, s.DrainTimeoutInMinutes, s.NodeSoakDurationInMinutes, s.UndrainableNodeBehavior)
 }

@@ -55,7 +55,7 @@ func Scenario(kind string, o Options, nodes []target.Node) (scenario.Scenario, e
 	if o.Pool == "" {
 		o.Pool = DefaultPool
 	}
-	o.Settings = o.Settings.withDefaults()
+	o.Settings = o.Settings.WithDefaults()
 	if err := o.Settings.Validate(); err != nil {
 		return scenario.Scenario{}, err
 	}

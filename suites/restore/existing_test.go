@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -185,9 +186,7 @@ func runRehearse(t *testing.T, env []string, args ...string) runResult {
 	t.Helper()
 	var out bytes.Buffer
 	cmd := exec.Command(binary, args...)
-	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool {
-		return len(kv) > len(safety.EnvVar) && kv[:len(safety.EnvVar)+1] == safety.EnvVar+"="
-	}), env...)
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, safety.EnvVar+"=") }), env...)
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
 	r := runResult{out: out.String()}
