@@ -9,7 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/kube-rehearse/rehearse/harness/target"
+	"github.com/kube-rehearse/rehearse/harness/nodeinfo"
 	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
 )
 
@@ -64,7 +64,7 @@ func surgeCapacity(ctx context.Context, client kubernetes.Interface, s Surge) ([
 	}
 	var pool []corev1.Node
 	for _, n := range list.Items {
-		if (s.Pool == "" && !target.ControlPlane(&n)) || (s.Pool != "" && target.AgentPool(&n) == s.Pool) {
+		if i := nodeinfo.Of(&n); (s.Pool == "" && !i.ControlPlane) || (s.Pool != "" && nodeinfo.AgentPool(&n) == s.Pool) {
 			pool = append(pool, n)
 		}
 	}

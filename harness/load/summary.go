@@ -66,3 +66,42 @@ func (s Summary) String() string {
 	fmt.Fprintf(&b, ", latency mean %v max %v", s.MeanLatency.Round(time.Microsecond), s.MaxLatency.Round(time.Microsecond))
 	return b.String()
 }
+
+// Summarize is the summary of one client's requests among reqs (sorted by
+// offset), as its generator would have reported them: for a part of a
+// timeline (an upgrade `rehearse watch` found in hours of load). Name,
+// Target and Stopped are left for the caller.
+func Summarize(reqs []timeline.Request, c timeline.ClientKind, rate int) Summary {
+	sum := Summary{Rate: rate}
+	var total time.Duration
+	first := true
+	for i := range reqs {
+		q := &reqs[i]
+		if q.Client != c {
+			continue
+		}
+		if first {
+			sum.First, first = q.Offset, false
+		}
+		sum.Last = q.Offset
+		sum.Sent++
+		total += q.Latency
+		sum.MaxLatency = max(sum.MaxLatency, q.Latency)
+		if q.OK() {
+			sum.Succeeded++
+			continue
+		}
+		sum.Failed++
+		if sum.ByKind == nil {
+			sum.ByKind = map[timeline.ErrorKind]int{}
+		}
+		sum.ByKind[q.Err]++
+	}
+	if sum.Sent > 0 {
+		sum.MeanLatency = total / time.Duration(sum.Sent)
+	}
+	if d := sum.Last - sum.First; d > 0 {
+		sum.Achieved = float64(sum.Sent-1) / d.Seconds()
+	}
+	return sum
+}

@@ -1,7 +1,6 @@
 package observe
 
 import (
-	"fmt"
 	"sort"
 	"strings"
 	"sync"
@@ -9,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	nodeutil "k8s.io/component-helpers/node/util"
 
+	"github.com/kube-rehearse/rehearse/harness/nodeinfo"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
 
@@ -98,7 +98,11 @@ func (o *Observer) nodeChanged(n *corev1.Node, initial bool) {
 		}
 		add(timeline.EvNodeReady, detail)
 	case !ready && (st.ready || (fresh && initial)):
-		add(timeline.EvNodeNotReady, nodeNotReadyDetail(cond))
+		detail := nodeNotReadyDetail(cond)
+		if initial {
+			detail += "; " + nodeInfo(n)
+		}
+		add(timeline.EvNodeNotReady, detail)
 	}
 	st.ready = ready
 	if n.Spec.Unschedulable != st.cordoned || (fresh && n.Spec.Unschedulable) {
@@ -140,33 +144,9 @@ func nodeNotReadyDetail(c *corev1.NodeCondition) string {
 	return s + " since " + stamp(&c.LastTransitionTime)
 }
 
-// nodeInfo describes what an upgrade changes on a node: the kubelet version
-// and the OS image, and the node image where the provider labels it.
-func nodeInfo(n *corev1.Node) string {
-	ni := n.Status.NodeInfo
-	var parts []string
-	if ni.KubeletVersion != "" {
-		parts = append(parts, "kubelet "+ni.KubeletVersion)
-	}
-	if ni.OSImage != "" {
-		parts = append(parts, "os "+ni.OSImage)
-	}
-	if ni.KernelVersion != "" {
-		parts = append(parts, "kernel "+ni.KernelVersion)
-	}
-	if ni.ContainerRuntimeVersion != "" {
-		parts = append(parts, "runtime "+ni.ContainerRuntimeVersion)
-	}
-	for _, l := range []string{"kubernetes.azure.com/node-image-version", "kubernetes.azure.com/agentpool"} {
-		if v := n.Labels[l]; v != "" {
-			parts = append(parts, l+"="+v)
-		}
-	}
-	if len(parts) == 0 {
-		return "node " + n.Name
-	}
-	return fmt.Sprintf("node %s: %s", n.Name, strings.Join(parts, ", "))
-}
+// nodeInfo describes what an upgrade changes on a node (package nodeinfo),
+// in a line the upgrade watcher reads back.
+func nodeInfo(n *corev1.Node) string { return nodeinfo.Of(n).String() }
 
 func taintText(n *corev1.Node) string {
 	if len(n.Spec.Taints) == 0 {

@@ -507,7 +507,7 @@ func stamp(t *metav1.Time) string {
 
 func initialPrefix(initial bool) string {
 	if initial {
-		return "initial state; "
+		return timeline.InitialState
 	}
 	return ""
 }

@@ -30,7 +30,6 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/observe"
-	"github.com/kube-rehearse/rehearse/harness/priority"
 	"github.com/kube-rehearse/rehearse/harness/progress"
 	"github.com/kube-rehearse/rehearse/harness/resources"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
@@ -178,7 +177,6 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 		defer prog.Stop()
 		plan.Out = prog.Writer()
 	}
-	res.Loads = map[timeline.ClientKind]load.Summary{}
 	var names []string
 	for _, s := range plan.Scenarios {
 		names = append(names, s.ID())
@@ -197,79 +195,19 @@ func Run(ctx context.Context, plan Plan) (res Result, err error) {
 
 	// Whatever happens from here on, journaled changes are reverted and
 	// what was observed is judged.
-	var gens []*load.Generator
-	var router *gateway.Router
-	var obs *observe.Observer
-	var raised *priority.Raised
+	in := &instruments{}
 	defer func() {
-		for _, g := range gens {
-			g.Stop()
-		}
-		for _, g := range gens {
-			if sum, werr := g.Wait(); werr == nil || sum.Sent > 0 {
-				res.Loads[g.Kind()] = sum
-			}
-		}
-		raised.Restore()
-		if router != nil {
-			router.Stop()
-		}
-		if obs != nil {
-			obs.Stop()
-		}
+		res.Loads = in.stop()
 		if rerr := revertAll(plan, sc); rerr != nil {
 			res.RevertErr = rerr
 		}
 		res.Checks = checksOf(plan)
 		res.Report = verdict.Judge(tl, *plan.Thresholds, res.Checks...)
 	}()
-
-	obs, err = observe.New(plan.Client, tl, plan.App)
-	if err != nil {
+	if err := in.start(ctx, plan, tl); err != nil {
 		return res, err
 	}
-	if err := obs.Start(ctx); err != nil {
-		return res, err
-	}
-	if plan.Gateway {
-		router, err = gateway.New(plan.Client, tl, plan.App.Namespace, plan.App.Service, plan.ServicePort,
-			gateway.WithSyncDelay(plan.GatewayDelay))
-		if err != nil {
-			return res, err
-		}
-		if err := router.Start(ctx); err != nil {
-			return res, err
-		}
-		g, err := load.New("http://gateway"+plan.Path, load.ViaRouter(router), load.Rate(plan.Rate),
-			load.Duration(plan.MaxDuration), load.Name("gateway"))
-		if err != nil {
-			return res, err
-		}
-		gens = append(gens, g)
-		tl.SetMeta(verdict.RateMetaKey(timeline.ClientGateway), fmt.Sprint(plan.Rate))
-	}
-	if plan.ServiceURL != "" {
-		g, err := load.New(plan.ServiceURL, load.Rate(plan.Rate), load.Duration(plan.MaxDuration), load.Name("service"))
-		if err != nil {
-			return res, err
-		}
-		gens = append(gens, g)
-		tl.SetMeta(verdict.RateMetaKey(timeline.ClientService), fmt.Sprint(plan.Rate))
-	}
-	// The clients and the observer are the instruments: the cluster they
-	// measure shares this machine's CPUs and must not starve them.
-	if raised, err = priority.Raise(); err != nil {
-		tl.Note("instruments' scheduling priority not raised: " + err.Error())
-		fmt.Fprintf(plan.Out, "  priority: not raised (%v): a busy cluster may starve the clients (the verdict would then say cannot judge)\n", err)
-	} else {
-		tl.Note("instruments' scheduling priority: " + raised.Detail)
-	}
-	for _, g := range gens {
-		fmt.Fprintf(plan.Out, "  %s\n", g)
-		if err := g.Start(ctx, tl); err != nil {
-			return res, err
-		}
-	}
+	router := in.router
 
 	if err := phase(ctx, tl, timeline.PhaseWarmup, func() error { return warmUp(ctx, plan, tl, router) }); err != nil {
 		return res, err

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/nodeinfo"
 )
 
 // Existing is a cluster the harness did not create, reached by a
@@ -138,43 +139,12 @@ func (e *Existing) Nodes(ctx context.Context) ([]Node, error) {
 
 // apiNode is what the Node object alone says about a node.
 func apiNode(n *corev1.Node) Node {
-	cp := ControlPlane(n)
-	pool := AgentPool(n)
-	if pool == "" {
-		pool = "workers"
-		if cp {
-			pool = "control-plane"
-		}
-	}
-	img := firstLabel(n, "kubernetes.azure.com/node-image-version")
-	if img == "" {
-		img = n.Status.NodeInfo.OSImage
-	}
+	i := nodeinfo.Of(n)
 	return Node{
-		Name: n.Name, Pool: pool, ControlPlane: cp, Version: n.Status.NodeInfo.KubeletVersion,
-		Image: img, Address: internalIP(n), PodCIDR: n.Spec.PodCIDR,
+		Name: n.Name, Pool: i.Pool, ControlPlane: i.ControlPlane, Version: i.Kubelet,
+		Image: i.Image, Address: internalIP(n), PodCIDR: n.Spec.PodCIDR,
 		Ready: cluster.NodeReady(n), Cordoned: n.Spec.Unschedulable,
 	}
-}
-
-// ControlPlane says whether a node is a control-plane node.
-func ControlPlane(n *corev1.Node) bool {
-	_, cp := n.Labels["node-role.kubernetes.io/control-plane"]
-	return cp
-}
-
-// AgentPool is the AKS agent pool a node's labels name ("" if none).
-func AgentPool(n *corev1.Node) string {
-	return firstLabel(n, "kubernetes.azure.com/agentpool", "agentpool")
-}
-
-func firstLabel(n *corev1.Node, keys ...string) string {
-	for _, k := range keys {
-		if v := n.Labels[k]; v != "" {
-			return v
-		}
-	}
-	return ""
 }
 
 const noMachines = "the harness reaches this cluster only through its API, not its nodes' machines"

@@ -97,6 +97,13 @@ func (r *Request) Attributed() bool { return r.Pod != "" || r.PodIP != "" }
 // End is the offset at which the client had its answer or error.
 func (r *Request) End() time.Duration { return r.Offset + r.Latency }
 
+// InitialState begins the detail of an event that records the state an
+// observer found when it started, rather than a change it saw.
+const InitialState = "initial state; "
+
+// Initial says whether the event records the state found at the start.
+func (e *Event) Initial() bool { return strings.HasPrefix(e.Detail, InitialState) }
+
 // Event is something that happened in the cluster (observed by a watch) or
 // was done by the harness (phases, actions, faults). Which subject fields are
 // set depends on Kind; see the EventKind constants.

@@ -15,6 +15,13 @@ import (
 // judged.
 func (a *analysis) baselineCheck() Check {
 	if !a.hasBase {
+		for _, e := range a.s.Events {
+			if e.Kind == timeline.EvNote && e.Name == NoteNoBaseline {
+				return cannotJudge(CheckBaseline, "no baseline: "+e.Detail,
+					"start watching well before upgrades begin (AKS's maintenance window, the auto-upgrade channel's schedule): "+
+						"without the time before the upgrade nothing shows the app was healthy then")
+			}
+		}
 		return cannotJudge(CheckBaseline, "no baseline phase",
 			"run a baseline (load only) before the fault: without one nothing shows the app was healthy before it")
 	}

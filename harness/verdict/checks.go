@@ -26,6 +26,7 @@ const (
 	CheckDNS              = "dns"               // what broken name resolution cost, and how fast the app recovered
 	CheckNodeLoss         = "node-loss"         // a node lost without a drain: the app kept serving, its pods were replaced in time
 	CheckCgroup           = "cgroup"            // the runtime saw its container limits, before and after the pods moved; use before and after
+	CheckWatchedUpgrade   = "watched-upgrade"   // an upgrade nobody announced (rehearse watch): it finished, and left no node cordoned or NotReady
 )
 
 // NoteScenariosNotRun names the timeline note a rehearsal writes when its
@@ -57,6 +58,7 @@ var checkers = map[string]checker{
 	CheckDNS:              {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.dnsCheck(w) }},
 	CheckNodeLoss:         {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.nodeLossCheck(w) }},
 	CheckCgroup:           {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.cgroupCheck(w) }},
+	CheckWatchedUpgrade:   {judge: func(a *analysis, w *window, _ timeline.ClientKind) Check { return a.watchedUpgradeCheck(w) }},
 }
 
 // DefaultChecks are the checks of a rehearsal that replaces pods (a

@@ -88,36 +88,7 @@ func Restart(app string, rate int, recovery time.Duration) *record.Record {
 
 // summary is what the load generator would have reported.
 func summary(s *timeline.Snapshot, c timeline.ClientKind, rate int) load.Summary {
-	sum := load.Summary{Name: c.String(), Target: "simulated", Rate: rate, Stopped: load.StoppedByStop}
-	var total time.Duration
-	first := true
-	for i := range s.Requests {
-		q := &s.Requests[i]
-		if q.Client != c {
-			continue
-		}
-		if first {
-			sum.First, first = q.Offset, false
-		}
-		sum.Last = q.Offset
-		sum.Sent++
-		total += q.Latency
-		sum.MaxLatency = max(sum.MaxLatency, q.Latency)
-		if q.OK() {
-			sum.Succeeded++
-			continue
-		}
-		sum.Failed++
-		if sum.ByKind == nil {
-			sum.ByKind = map[timeline.ErrorKind]int{}
-		}
-		sum.ByKind[q.Err]++
-	}
-	if sum.Sent > 0 {
-		sum.MeanLatency = total / time.Duration(sum.Sent)
-	}
-	if d := sum.Last - sum.First; d > 0 {
-		sum.Achieved = float64(sum.Sent-1) / d.Seconds()
-	}
+	sum := load.Summarize(s.Requests, c, rate)
+	sum.Name, sum.Target, sum.Stopped = c.String(), "simulated", load.StoppedByStop
 	return sum
 }
