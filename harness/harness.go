@@ -366,24 +366,8 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...Planned) (*Result, e
 		fmt.Fprintf(r.log, "restored what earlier runs left:\n%s", rep)
 	}
 
-	// On a cluster that is not ours, the namespaces this run creates (the
-	// app's, the journal's) go with the run: staging is left as it was
-	// found. The journal's goes only if no journal is left in it (a change
-	// not undone, another run's).
-	if !tgt.Owned() {
-		if ns := r.namespace(); !namespaceExists(ctx, client, ns) {
-			defer r.removeNamespace(context.WithoutCancel(ctx), client, ns)
-		}
-		if !namespaceExists(ctx, client, journal.Namespace) {
-			defer func() {
-				ctx := context.WithoutCancel(ctx)
-				if left, err := journal.Leftovers(ctx, client, journal.Force()); err == nil && len(left) == 0 {
-					r.removeNamespace(ctx, client, journal.Namespace)
-				}
-			}()
-		}
-	}
-	dep, err := r.deploy(ctx, tgt)
+	plan, dep, done, err := r.setUp(ctx, tgt)
+	defer done()
 	if err != nil {
 		return nil, err
 	}
@@ -397,27 +381,7 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...Planned) (*Result, e
 		}
 		scs = append(scs, s)
 	}
-
-	plan := r.plan
-	plan.Client, plan.REST, plan.Target = client, tgt.RESTConfig(), tgt
-	plan.App, plan.ServicePort, plan.Path = dep.Target, dep.ServicePort, r.app.Path
-	plan.Scenarios, plan.Undos, plan.Out = scs, scenarios.Undos(tgt), r.log
-	if r.service {
-		if plan.ServiceURL, err = tgt.ServiceURL(ctx, dep.NodePort, r.app.Path); err != nil {
-			return nil, err
-		}
-		if err := deploy.WaitServing(ctx, plan.ServiceURL); err != nil {
-			return nil, err
-		}
-	}
-	if r.gateway {
-		release, err := tgt.ReachPods(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("the gateway client needs pod addresses: %w (or rehearse with the service client only)", err)
-		}
-		defer release()
-		plan.Gateway = true
-	}
+	plan.Scenarios, plan.Undos = scs, scenarios.Undos(tgt)
 	j, err := journal.Open(ctx, client, res.Run)
 	if err != nil {
 		return nil, err
@@ -452,13 +416,74 @@ func (r *Rehearser) Rehearse(ctx context.Context, builds ...Planned) (*Result, e
 // did not create and the allow-list does not name, before anything is
 // changed (the undoing of what earlier runs left included).
 func (r *Rehearser) mayDisrupt(tgt target.Target, builds []Planned) error {
+	return mayDisrupt(r.allowed, tgt, builds)
+}
+
+func mayDisrupt(allowed safety.AllowList, tgt target.Target, builds []Planned) error {
 	var what []string
 	for _, b := range builds {
 		if d := scenarios.Disruption(b.kind); d != "" && !slices.Contains(what, d) {
 			what = append(what, d)
 		}
 	}
-	return r.allowed.Check(safety.Cluster{Context: tgt.Context(), Server: tgt.RESTConfig().Host, Owned: tgt.Owned()}, what)
+	return allowed.Check(safety.Cluster{Context: tgt.Context(), Server: tgt.RESTConfig().Host, Owned: tgt.Owned()}, what)
+}
+
+// setUp deploys the app and readies the clients: the plan of a rehearsal
+// or a watch, without its scenarios. done undoes what it arranged (the
+// pods' routes, the namespaces a run made on a cluster that is not ours);
+// it is to be called whether or not err is nil.
+func (r *Rehearser) setUp(ctx context.Context, tgt target.Target) (plan rehearsal.Plan, dep deploy.Deployed, done func(), err error) {
+	var undo []func()
+	done = func() {
+		for i := len(undo) - 1; i >= 0; i-- {
+			undo[i]()
+		}
+	}
+	client := tgt.Client()
+	// On a cluster that is not ours, the namespaces this run creates (the
+	// app's, the journal's) go with the run: staging is left as it was
+	// found. The journal's goes only if no journal is left in it (a change
+	// not undone, another run's).
+	if !tgt.Owned() {
+		if ns := r.namespace(); !namespaceExists(ctx, client, ns) {
+			undo = append(undo, func() { r.removeNamespace(context.WithoutCancel(ctx), client, ns) })
+		}
+		if !namespaceExists(ctx, client, journal.Namespace) {
+			undo = append(undo, func() {
+				ctx := context.WithoutCancel(ctx)
+				if !namespaceExists(ctx, client, journal.Namespace) {
+					return
+				}
+				if left, err := journal.Leftovers(ctx, client, journal.Force()); err == nil && len(left) == 0 {
+					r.removeNamespace(ctx, client, journal.Namespace)
+				}
+			})
+		}
+	}
+	if dep, err = r.deploy(ctx, tgt); err != nil {
+		return plan, dep, done, err
+	}
+	plan = r.plan
+	plan.Client, plan.REST, plan.Target = client, tgt.RESTConfig(), tgt
+	plan.App, plan.ServicePort, plan.Path, plan.Out = dep.Target, dep.ServicePort, r.app.Path, r.log
+	if r.service {
+		if plan.ServiceURL, err = tgt.ServiceURL(ctx, dep.NodePort, r.app.Path); err != nil {
+			return plan, dep, done, err
+		}
+		if err := deploy.WaitServing(ctx, plan.ServiceURL); err != nil {
+			return plan, dep, done, err
+		}
+	}
+	if r.gateway {
+		release, err := tgt.ReachPods(ctx)
+		if err != nil {
+			return plan, dep, done, fmt.Errorf("the gateway client needs pod addresses: %w (or rehearse with the service client only)", err)
+		}
+		undo = append(undo, release)
+		plan.Gateway = true
+	}
+	return plan, dep, done, nil
 }
 
 // newRecord starts the run record with what is known before the load

@@ -124,6 +124,8 @@ func TestHelpExitsZeroAndTouchesNothing(t *testing.T) {
 		{"engine", "--help"},
 		{"judge", "--help"},
 		{"preflight", "--help"},
+		{"watch", "--help"},
+		{"perform", "--help"},
 		{"report", "--help"},
 		{"compare", "--help"},
 		{"trend", "--help"},
@@ -144,7 +146,7 @@ func TestRootHelpDocumentsExitCodes(t *testing.T) {
 	for _, want := range []string{"Exit codes:", "0  the rehearsal passed", "1  a verdict failed", "2  bad input", "3  the rehearsal could not run", "cannot judge"} {
 		assert.Contains(t, r.stdout, want)
 	}
-	for _, cmd := range []string{"run", "restore", "scenarios", "checks", "cluster", "image", "engine", "completion", "judge", "report", "compare", "trend"} {
+	for _, cmd := range []string{"run", "restore", "scenarios", "checks", "cluster", "image", "engine", "completion", "judge", "report", "compare", "trend", "watch", "perform"} {
 		assert.Contains(t, r.stdout, "\n  "+cmd+" ", "command %s listed", cmd)
 	}
 }
@@ -197,6 +199,14 @@ func TestBadInputExitsTwoAtOnce(t *testing.T) {
 		{[]string{"preflight", "--subnet", "10.0.0.0"}, []string{"IPv4 range"}},
 		{[]string{"preflight", "--manifests", "/nonexistent"}, []string{"--manifests /nonexistent"}},
 		{[]string{"preflight", "--kubeconfig", stagingConfig, "--context", "prod"}, []string{`no context "prod"`}},
+		{[]string{"watch", "--for", "30s", "--quiet-period", "0s"}, []string{"--for 30s", "1m to 24h", "--quiet-period 0s"}},
+		{[]string{"watch", "--scenario", "node-drain", "--allow-cluster", "x"}, []string{"--scenario is run's", "--allow-cluster is run's"}},
+		{[]string{"watch", "--kubeconfig", stagingConfig, "--clients", "gateway"}, []string{"--clients gateway"}},
+		{[]string{"perform"}, []string{"--scenario: give the scenario"}},
+		{[]string{"perform", "--scenario", "rolling-restart", "--namespace", "shop"}, []string{"give both, or neither"}},
+		{[]string{"perform", "--scenario", "node-drain", "--set", "bogus=1"}, []string{"no setting bogus"}},
+		// Refused before anything is contacted, as run is.
+		{[]string{"perform", "--kubeconfig", stagingConfig, "--scenario", "node-drain"}, []string{"not on the allow-list", "--allow-cluster staging"}},
 		{[]string{"judge"}, []string{"takes RUN"}},
 		{[]string{"judge", "/nonexistent/run.json"}, []string{"no such file", "run.json"}},
 		{[]string{"judge", "/etc/hostname"}, []string{"not a run record"}},

@@ -142,6 +142,8 @@ clients saw.
 	root.AddCommand(
 		newRunCmd(stdout, stderr),
 		newUpgradeCmd(stdout, stderr),
+		newWatchCmd(stdout, stderr),
+		newPerformCmd(stdout, stderr),
 		newRestoreCmd(stdout, stderr),
 		newPreflightCmd(stdout, stderr),
 		newScenariosCmd(stdout),

@@ -254,17 +254,9 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 	}
 	app.Namespace = f.namespace
 
-	settings := map[string]string{}
-	for _, kv := range f.set {
-		k, v, ok := strings.Cut(kv, "=")
-		switch {
-		case !ok || k == "":
-			bad("--set %q: write key=value (see: rehearse scenarios)", kv)
-		case settings[k] != v && hasKey(settings, k):
-			bad("--set %s given twice (%q and %q): give it once", k, settings[k], v)
-		default:
-			settings[k] = v
-		}
+	settings, err := parseSettings(f.set)
+	if err != nil {
+		bad("%v", err)
 	}
 	if err := scenarios.CheckSettings(f.scenario, settings); err != nil {
 		flag := "--set"
@@ -453,6 +445,27 @@ func verdictLine(rep verdict.Report, where string) (string, int) {
 		}
 	}
 	return "CANNOT JUDGE: " + why, exitCannotRun
+}
+
+// parseSettings reads --set key=value flags (every problem at once).
+func parseSettings(set []string) (map[string]string, error) {
+	settings := map[string]string{}
+	var problems []string
+	for _, kv := range set {
+		k, v, ok := strings.Cut(kv, "=")
+		switch {
+		case !ok || k == "":
+			problems = append(problems, fmt.Sprintf("--set %q: write key=value (see: rehearse scenarios)", kv))
+		case settings[k] != v && hasKey(settings, k):
+			problems = append(problems, fmt.Sprintf("--set %s given twice (%q and %q): give it once", k, settings[k], v))
+		default:
+			settings[k] = v
+		}
+	}
+	if len(problems) > 0 {
+		return settings, errors.New(strings.Join(problems, "\n  "))
+	}
+	return settings, nil
 }
 
 func hasKey(m map[string]string, k string) bool {

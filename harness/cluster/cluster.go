@@ -23,6 +23,7 @@ import (
 
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness/hostroute"
+	"github.com/kube-rehearse/rehearse/harness/nodeinfo"
 )
 
 // Cluster is one kind cluster managed by the harness.
@@ -151,7 +152,12 @@ func (c *Cluster) connect() error {
 }
 
 func (c *Cluster) kindConfig() *v1alpha4.Cluster {
-	cp := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole, Image: c.cfg.controlPlaneImage()}
+	// Each node carries its image as a label, as AKS's carry their node
+	// image version: an upgrade that changes it shows on the Node.
+	imageLabel := func(img string) map[string]string {
+		return map[string]string{nodeinfo.LabelNodeImage: nodeinfo.ImageLabel(img)}
+	}
+	cp := v1alpha4.Node{Role: v1alpha4.ControlPlaneRole, Image: c.cfg.controlPlaneImage(), Labels: imageLabel(c.cfg.controlPlaneImage())}
 	for _, p := range c.cfg.NodePorts {
 		host := p.HostPort
 		if host == 0 {
@@ -163,9 +169,10 @@ func (c *Cluster) kindConfig() *v1alpha4.Cluster {
 	}
 	cfg := &v1alpha4.Cluster{Nodes: []v1alpha4.Node{cp}}
 	for i := 0; i < c.cfg.Workers; i++ {
-		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole, Image: c.cfg.workerImage(i)})
+		cfg.Nodes = append(cfg.Nodes, v1alpha4.Node{Role: v1alpha4.WorkerRole, Image: c.cfg.workerImage(i), Labels: imageLabel(c.cfg.workerImage(i))})
 	}
 	cfg.Networking.PodSubnet = c.cfg.PodSubnet
+	cfg.RuntimeConfig = c.cfg.RuntimeConfig
 	v1alpha4.SetDefaultsCluster(cfg)
 	return cfg
 }

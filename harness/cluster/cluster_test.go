@@ -63,3 +63,8 @@ func TestBootPatternMatchesSystemdAndCgroupV1Lines(t *testing.T) {
 	assert.True(t, bootPattern.MatchString("rehearse-node: detected cgroup v1"))
 	assert.False(t, bootPattern.MatchString("Starting systemd"))
 }
+
+func TestKindConfigRuntimeConfig(t *testing.T) {
+	rc := map[string]string{"admissionregistration.k8s.io/v1beta1": "true"}
+	assert.Equal(t, rc, New(Config{Name: "x", Image: "a", RuntimeConfig: rc}).kindConfig().RuntimeConfig)
+}

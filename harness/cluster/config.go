@@ -40,6 +40,11 @@ type Config struct {
 	// need the ranges of clusters that exist side by side to differ: the
 	// test suites give each of their clusters its own.
 	PodSubnet string
+	// RuntimeConfig turns API versions on or off in the API server
+	// (kube-apiserver --runtime-config): {"admissionregistration.k8s.io/v1beta1": "true"}
+	// serves a deprecated version a cluster would otherwise not, so that a
+	// client can call it.
+	RuntimeConfig map[string]string
 }
 
 // PortMapping exposes a NodePort on the host's loopback.

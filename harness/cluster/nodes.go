@@ -13,6 +13,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/kube-rehearse/rehearse/harness/nodeinfo"
 )
 
 // Labels and settings kind gives its node containers; added workers carry
@@ -88,7 +90,7 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 		NodeIP:       strings.TrimSpace(ip),
 		NodeName:     spec.Name,
 		ClusterName:  c.cfg.Name,
-		Labels:       spec.Labels,
+		Labels:       withImageLabel(spec.Labels, spec.Image),
 	})
 	if err := dockerStdin(ctx, conf, "exec", "-i", spec.Name, "cp", "/dev/stdin", "/kind/kubeadm.conf"); err != nil {
 		return spec.Name, err
@@ -97,6 +99,15 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 		return spec.Name, fmt.Errorf("kubeadm join on %s: %w", spec.Name, err)
 	}
 	return spec.Name, c.waitNodeReady(ctx, spec.Name, 2*time.Minute)
+}
+
+// withImageLabel adds the node-image label the nodes kind created carry.
+func withImageLabel(labels map[string]string, image string) map[string]string {
+	out := map[string]string{nodeinfo.LabelNodeImage: nodeinfo.ImageLabel(image)}
+	for k, v := range labels {
+		out[k] = v
+	}
+	return out
 }
 
 // runArgs mirror how kind starts its node containers (see

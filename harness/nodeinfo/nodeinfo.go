@@ -18,6 +18,10 @@ const (
 	LabelAgentPoolLegacy  = "agentpool"
 	LabelNodeImageVersion = "kubernetes.azure.com/node-image-version"
 	LabelControlPlane     = "node-role.kubernetes.io/control-plane"
+	// LabelNodeImage is the node image of a kind node the harness made
+	// (its tag, as a label value allows): what AKS's node-image-version
+	// label is on AKS.
+	LabelNodeImage = "rehearse.io/node-image"
 )
 
 // Pools of nodes that carry no provider pool label (kind's).
@@ -43,7 +47,7 @@ func Of(n *corev1.Node) Info {
 	_, cp := n.Labels[LabelControlPlane]
 	ni := n.Status.NodeInfo
 	i := Info{Name: n.Name, ControlPlane: cp, Pool: AgentPool(n), Kubelet: ni.KubeletVersion,
-		Image: n.Labels[LabelNodeImageVersion], OS: ni.OSImage, Kernel: ni.KernelVersion, Runtime: ni.ContainerRuntimeVersion}
+		Image: firstLabel(n, LabelNodeImageVersion, LabelNodeImage), OS: ni.OSImage, Kernel: ni.KernelVersion, Runtime: ni.ContainerRuntimeVersion}
 	if i.Pool == "" {
 		i.Pool = PoolWorkers
 		if cp {
@@ -57,13 +61,37 @@ func Of(n *corev1.Node) Info {
 }
 
 // AgentPool is the AKS agent pool a node's labels name ("" if none).
-func AgentPool(n *corev1.Node) string {
-	for _, k := range []string{LabelAgentPool, LabelAgentPoolLegacy} {
+func AgentPool(n *corev1.Node) string { return firstLabel(n, LabelAgentPool, LabelAgentPoolLegacy) }
+
+func firstLabel(n *corev1.Node, keys ...string) string {
+	for _, k := range keys {
 		if v := n.Labels[k]; v != "" {
 			return v
 		}
 	}
 	return ""
+}
+
+// ImageLabel is the LabelNodeImage value of a node image reference: its
+// tag (the repository when it has none), cut to what a label value may be
+// (63 characters of letters, digits, '-', '_' and '.', starting and ending
+// with a letter or digit).
+func ImageLabel(ref string) string {
+	v := ref
+	if i := strings.LastIndexByte(ref, ':'); i > strings.LastIndexByte(ref, '/') {
+		v = ref[i+1:]
+	}
+	b := []byte(v)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	v = string(b)
+	if len(v) > 63 {
+		v = v[len(v)-63:] // the end tells variants apart
+	}
+	return strings.Trim(v, "-_.")
 }
 
 // The line's fields, in the order written. Values never hold ", " in

@@ -1,6 +1,7 @@
 package nodeinfo
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -44,4 +45,14 @@ func TestTheLineReadsBack(t *testing.T) {
 	assert.False(t, ok)
 	_, ok = Parse("node kind-worker")
 	assert.False(t, ok, "a line without fields has no pool")
+}
+
+func TestImageLabel(t *testing.T) {
+	assert.Equal(t, "v1.33.13-8053476985c0a201-refresh-fd783d8c", ImageLabel("rehearse/node:v1.33.13-8053476985c0a201-refresh-fd783d8c"))
+	assert.Equal(t, "localhost-5000-node", ImageLabel("localhost:5000/node"))
+	long := ImageLabel("rehearse/node:" + strings.Repeat("x", 70) + "-end")
+	assert.Len(t, long, 63)
+	assert.True(t, strings.HasSuffix(long, "-end"))
+	w := node("w", map[string]string{LabelNodeImage: "v1.33.13-abc"})
+	assert.Equal(t, "v1.33.13-abc", Of(w).Image)
 }

@@ -22,7 +22,13 @@ const (
 	DefaultWatchRecovery = 30 * time.Second
 	// watchTick is how often the timeline is searched for upgrades.
 	watchTick = 2 * time.Second
+	// seenLate is how much earlier than its first node change was seen an
+	// upgrade's fault begins: more than a healthy watch's lag.
+	seenLate = 2 * time.Second
 )
+
+// PhaseWatching is the phase of a watch's live timeline after its warm-up.
+const PhaseWatching = "watching"
 
 // WatchChecks judge an upgrade the harness found rather than performed:
 // what clients saw, and the upgrade as its nodes show it.
@@ -41,6 +47,9 @@ type Watch struct {
 	Plan
 	For      time.Duration    // how long to watch (DefaultWatchFor; at most MaxWatchFor)
 	Upgrades upgrades.Options // what ends an upgrade
+	// StopAfter ends the watch early, once that many upgrades were judged
+	// (0: watch for the whole of For).
+	StopAfter int
 }
 
 // Watched is one upgrade found and judged: its own timeline (the baseline
@@ -84,6 +93,9 @@ func (w *Watch) validate() error {
 	if w.Gateway && w.ServicePort == 0 {
 		errs = append(errs, errors.New("the gateway client needs the Service port it routes for"))
 	}
+	if w.StopAfter < 0 {
+		errs = append(errs, fmt.Errorf("stop after %d upgrades: give 0 (watch the whole time) or more", w.StopAfter))
+	}
 	if w.For < time.Minute || w.For > MaxWatchFor {
 		errs = append(errs, fmt.Errorf("watch for %s: give 1m to %s", w.For, MaxWatchFor))
 	}
@@ -126,6 +138,10 @@ func WatchUpgrades(ctx context.Context, w Watch, found func(Watched)) error {
 		return err
 	}
 	j := judging{w: &w, tl: tl, watchedFrom: tl.Now(), judged: map[upgradeKey]bool{}, found: found}
+	// The live timeline's phase, for the progress display; each upgrade's
+	// own timeline has the phases it is judged by.
+	tl.BeginPhase(PhaseWatching)
+	defer tl.EndPhase(PhaseWatching)
 	fmt.Fprintf(w.Out, "  watching for %s: each node-pool upgrade is judged once its pool has been quiet for %s\n",
 		w.For, w.Upgrades.Quiet)
 	end := time.NewTimer(w.For)
@@ -142,6 +158,10 @@ func WatchUpgrades(ctx context.Context, w Watch, found func(Watched)) error {
 			return nil
 		case <-tick.C:
 			j.look(false)
+			if w.StopAfter > 0 && j.count >= w.StopAfter {
+				j.finish(in)
+				return nil
+			}
 		}
 	}
 }
@@ -158,7 +178,7 @@ type judging struct {
 	watchedFrom time.Duration // the end of the warm-up: no baseline before it
 	judged      map[upgradeKey]bool
 	found       func(Watched)
-	loads       map[timeline.ClientKind]load.Summary // set at the end
+	count       int // upgrades judged
 }
 
 // look judges the upgrades that finished (all of them, finished or not,
@@ -183,6 +203,7 @@ func (j *judging) look(final bool) {
 			continue
 		}
 		fmt.Fprintf(j.w.Out, "  upgrade seen: %s\n", u)
+		j.count++
 		j.found(j.judge(u, now, final))
 	}
 	if !final && keep > 0 {
@@ -201,7 +222,11 @@ func (j *judging) finish(in *instruments) {
 // recovery: after it) and judges it.
 func (j *judging) judge(u *upgrades.Upgrade, now time.Duration, final bool) Watched {
 	snap := j.tl.Snapshot()
-	baseFrom := u.Start - j.w.Baseline
+	// The first node change is seen up to the watch's lag late, and what
+	// it caused may show in the clients before: the fault begins a little
+	// earlier, so that none of it counts as the baseline's.
+	start := u.Start - seenLate
+	baseFrom := start - j.w.Baseline
 	end := u.LastChange
 	recEnd := min(end+j.w.Recovery, now)
 	if !u.Finished {
@@ -217,11 +242,11 @@ func (j *judging) judge(u *upgrades.Upgrade, now time.Duration, final bool) Watc
 		// is no normal to compare with.
 		win.AddEvent(timeline.Event{Offset: at(u.Start), Kind: timeline.EvNote, Name: verdict.NoteNoBaseline,
 			Detail: fmt.Sprintf("the upgrade began %s after watching did (the warm-up included): its baseline, the %s before it, was not seen",
-				(u.Start - j.watchedFrom).Round(time.Second), j.w.Baseline)})
+				(u.Start - j.watchedFrom).Round(time.Second), j.w.Baseline+seenLate)})
 	} else {
 		win.BeginPhaseAt(timeline.PhaseBaseline, at(baseFrom))
-		win.EndPhaseAt(timeline.PhaseBaseline, at(u.Start))
-		win.BeginPhaseAt(timeline.PhaseFault, at(u.Start))
+		win.EndPhaseAt(timeline.PhaseBaseline, at(start))
+		win.BeginPhaseAt(timeline.PhaseFault, at(start))
 		win.EndPhaseAt(timeline.PhaseFault, at(end))
 		if recEnd > end {
 			win.BeginPhaseAt(timeline.PhaseRecovery, at(end))

@@ -344,3 +344,13 @@ func sortedPools(m map[string]*Upgrade) []string {
 	sort.Strings(out)
 	return out
 }
+
+// SortedNames is the names of a set of nodes, sorted.
+func SortedNames(nodes map[string]nodeinfo.Info) []string {
+	out := make([]string, 0, len(nodes))
+	for k := range nodes {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

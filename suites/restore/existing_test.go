@@ -95,10 +95,23 @@ var preflightCases = []struct {
 	{"long-grace", func(s *appspec.Spec) { s.TerminationGracePeriod = 2 * time.Minute }, map[string]string{preflight.RuleGraceOverDrain: "blocker"}},
 }
 
+// The removed API a client calls at run time: the suite's API server
+// serves this deprecated version too (see TestMain), which v1.34 no longer
+// serves.
+const (
+	removedAPIGroupVersion = "admissionregistration.k8s.io/v1beta1"
+	removedAPIResource     = "validatingadmissionpolicies"
+)
+
 // TestPreflight seeds each problem in a namespace of its own on the
 // suite's cluster, addressed by kubeconfig and context, and checks that
 // `rehearse preflight` (read-only: no allow-list needed) finds exactly it,
 // and nothing in the well-behaved app's namespace; a blocker exits 1.
+// A client (this test) also lists ValidatingAdmissionPolicies through
+// admissionregistration.k8s.io/v1beta1, removed in v1.34: before an
+// upgrade to v1.34 that is a blocker, found from the API server's own
+// count of deprecated calls (no manifest mentions it); before one to v1.33
+// it is not.
 func TestPreflight(t *testing.T) {
 	f := features.New("preflight").
 		Setup(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
@@ -117,6 +130,8 @@ func TestPreflight(t *testing.T) {
 				_, err = deploy.App(ctx, suite.Env.Target.RESTConfig(), suite.Env.Target.Client(), spec)
 				require.NoError(t, err, c.preset)
 			}
+			_, err := suite.Env.Target.Client().AdmissionregistrationV1beta1().ValidatingAdmissionPolicies().List(ctx, metav1.ListOptions{})
+			require.NoError(t, err, "the deprecated API is served (runtime-config)")
 			return ctx
 		}).
 		Assess("each seeded problem is found, and nothing on the clean app", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
@@ -124,7 +139,7 @@ func TestPreflight(t *testing.T) {
 			for _, c := range preflightCases {
 				ns := "preflight-" + string(c.preset)
 				r := runRehearse(t, nil, "preflight", "--kubeconfig", kubeconfig, "--context", kubecontext, "--namespace", ns,
-					"--drain-timeout-in-minutes", "1", "--to", "v1.34", "--json")
+					"--drain-timeout-in-minutes", "1", "--to", "v1.33", "--json")
 				var rep preflight.Report
 				require.NoError(t, json.Unmarshal([]byte(r.out), &rep), "%s: output:\n%s", ns, r.out)
 				got := map[string]string{}
@@ -143,6 +158,24 @@ func TestPreflight(t *testing.T) {
 				}
 				assert.Equal(t, wantCode, r.code, "%s: exit code", ns)
 			}
+			return ctx
+		}).
+		Assess("a removed API a client called is a blocker before the upgrade that removes it", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			kubeconfig, kubecontext := stagingKubeconfig(t)
+			r := runRehearse(t, nil, "preflight", "--kubeconfig", kubeconfig, "--context", kubecontext,
+				"--namespace", "preflight-"+string(appspec.PresetWellBehaved), "--to", "v1.34", "--json")
+			var rep preflight.Report
+			require.NoError(t, json.Unmarshal([]byte(r.out), &rep), "output:\n%s", r.out)
+			var found []preflight.Finding
+			for _, f := range rep.Findings {
+				if f.Rule == preflight.RuleRemovedAPIsCalled && strings.Contains(f.Object, removedAPIGroupVersion+" "+removedAPIResource) {
+					found = append(found, f)
+				}
+			}
+			require.Len(t, found, 1, "findings: %+v", rep.Findings)
+			assert.Equal(t, preflight.Blocker, found[0].Severity)
+			assert.Contains(t, found[0].Evidence, "v1.34 no longer serves it")
+			assert.Equal(t, 1, r.code, "a blocker")
 			return ctx
 		}).
 		Teardown(func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {

@@ -60,7 +60,11 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "building rehearse: %v\n%s", err, out)
 		os.Exit(1)
 	}
-	code := suite.Main(m, clusterName, suite.Options{PodSubnet: "10.242.0.0/16"})
+	// The API server also serves admissionregistration.k8s.io/v1beta1,
+	// deprecated and removed in v1.34, so that pre-flight has a removed
+	// API a client really calls to find.
+	code := suite.Main(m, clusterName, suite.Options{PodSubnet: "10.242.0.0/16",
+		RuntimeConfig: map[string]string{removedAPIGroupVersion: "true"}})
 	os.RemoveAll(dir)
 	os.Exit(code)
 }

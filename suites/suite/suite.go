@@ -49,6 +49,9 @@ type Options struct {
 	// another suite's cluster, nor with a user's kind cluster on kind's
 	// default 10.244.0.0/16, should one be left running.
 	PodSubnet string
+	// RuntimeConfig turns API versions on in the API server (see
+	// cluster.Config.RuntimeConfig).
+	RuntimeConfig map[string]string
 }
 
 // Env is the running suite's environment.
@@ -120,6 +123,7 @@ func prepare(ctx context.Context, name string, opt Options) error {
 		// is ours to replace.
 		ReplaceExisting: true,
 		PodSubnet:       opt.PodSubnet,
+		RuntimeConfig:   opt.RuntimeConfig,
 	})
 	return nil
 }
