@@ -36,6 +36,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/deploy"
 	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/incluster"
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/rehearsal"
@@ -148,6 +149,16 @@ func WithClients(gateway, service bool) Option {
 	return func(r *Rehearser) { r.gateway, r.service = gateway, service }
 }
 
+// WithInClusterLoad runs the in-cluster client too: pods generator pods in
+// the app's namespace sending, together, the rate of a client to the
+// Service's cluster address (package incluster). For clusters whose nodes
+// this machine cannot reach, or rates it cannot send. image is the
+// generator's image as the cluster can pull it ("" for incluster.Image,
+// which the harness loads into kind's nodes itself).
+func WithInClusterLoad(pods int, image string) Option {
+	return func(r *Rehearser) { r.inClusterPods, r.inClusterImage = pods, image }
+}
+
 // WithGatewayDelay sets how late endpoint changes reach the gateway client
 // (default 1 s).
 func WithGatewayDelay(d time.Duration) Option { return func(r *Rehearser) { r.plan.GatewayDelay = d } }
@@ -196,6 +207,8 @@ type Rehearser struct {
 
 	app              App
 	name             string
+	inClusterPods    int
+	inClusterImage   string
 	gateway, service bool
 	out              string
 	log              io.Writer
@@ -225,8 +238,11 @@ func New(opts ...Option) (*Rehearser, error) {
 			errs = append(errs, err)
 		}
 	}
-	if !r.gateway && !r.service {
-		errs = append(errs, errors.New("no client: run the gateway client, the service client, or both"))
+	if !r.gateway && !r.service && r.inClusterPods == 0 {
+		errs = append(errs, errors.New("no client: run the gateway client, the service client, the in-cluster client, or several"))
+	}
+	if r.inClusterPods < 0 || r.inClusterPods > 50 {
+		errs = append(errs, fmt.Errorf("in-cluster load pods %d: use 1 to 50", r.inClusterPods))
 	}
 	if r.plan.Rate != 0 && (r.plan.Rate < load.MinRate || r.plan.Rate > load.MaxRate) {
 		errs = append(errs, fmt.Errorf("rate %d per client: use %d to %d", r.plan.Rate, load.MinRate, load.MaxRate))
@@ -475,6 +491,13 @@ func (r *Rehearser) setUp(ctx context.Context, tgt target.Target) (plan rehearsa
 			return plan, dep, done, err
 		}
 	}
+	if r.inClusterPods > 0 {
+		if err := r.loadGenerator(ctx, tgt); err != nil {
+			return plan, dep, done, err
+		}
+		plan.InCluster = &incluster.Options{Namespace: dep.Target.Namespace, Pods: r.inClusterPods, Image: r.inClusterImage,
+			Target: fmt.Sprintf("http://%s.%s.svc.cluster.local:%d%s", dep.Target.Service, dep.Target.Namespace, dep.ServicePort, pathOr(r.app.Path))}
+	}
 	if r.gateway {
 		release, err := tgt.ReachPods(ctx)
 		if err != nil {
@@ -500,6 +523,9 @@ func (r *Rehearser) newRecord(ctx context.Context, run string, tgt target.Target
 	}
 	if r.service {
 		rec.Plan.Clients = append(rec.Plan.Clients, timeline.ClientService.String())
+	}
+	if r.inClusterPods > 0 {
+		rec.Plan.Clients = append(rec.Plan.Clients, timeline.ClientInCluster.String())
 	}
 	var ids []string
 	for _, s := range scs {
@@ -637,22 +663,10 @@ func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deplo
 	ns := r.namespace()
 	if r.app.Spec != nil {
 		if !r.imagesLoaded {
-			root, err := engine.FindModuleRoot()
-			if err != nil {
+			if err := r.buildAndLoad(ctx, tgt, appspec.BuildArchive); err != nil {
 				return deploy.Deployed{}, err
 			}
-			dir, err := os.MkdirTemp("", "rehearse-app-")
-			if err != nil {
-				return deploy.Deployed{}, err
-			}
-			defer os.RemoveAll(dir)
-			archive, err := appspec.BuildArchive(ctx, root, dir)
-			if err != nil {
-				return deploy.Deployed{}, err
-			}
-			if err := r.loadImages(ctx, tgt, archive); err != nil {
-				return deploy.Deployed{}, err
-			}
+			r.imagesLoaded = true
 		}
 		spec := *r.app.Spec
 		spec.Namespace = ns
@@ -663,10 +677,47 @@ func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deplo
 		if err := r.loadImages(ctx, tgt, r.app.Archives...); err != nil {
 			return deploy.Deployed{}, err
 		}
+		r.imagesLoaded = true
 	}
 	return deploy.User(ctx, tgt.RESTConfig(), tgt.Client(), deploy.UserApp{
 		Manifests: r.app.Manifests, Namespace: ns, Deployment: r.app.Deployment, Service: r.app.Service, Port: r.app.Port,
 	})
+}
+
+// loadGenerator gives the cluster the in-cluster client's image, unless
+// the caller named one the cluster pulls.
+func (r *Rehearser) loadGenerator(ctx context.Context, tgt target.Target) error {
+	if r.inClusterImage != "" && r.inClusterImage != incluster.Image {
+		return nil
+	}
+	return r.buildAndLoad(ctx, tgt, incluster.BuildArchive)
+}
+
+// buildAndLoad builds an image of this checkout (build writes its archive
+// into a directory) and loads it into the cluster's nodes (see
+// loadImages).
+func (r *Rehearser) buildAndLoad(ctx context.Context, tgt target.Target, build func(ctx context.Context, root, dir string) (string, error)) error {
+	root, err := engine.FindModuleRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "rehearse-image-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	archive, err := build(ctx, root, dir)
+	if err != nil {
+		return err
+	}
+	return r.loadImages(ctx, tgt, archive)
+}
+
+func pathOr(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
 }
 
 // loadImages loads image archives into the cluster's nodes. A target that
@@ -677,9 +728,6 @@ func (r *Rehearser) loadImages(ctx context.Context, tgt target.Target, archives 
 	if errors.Is(err, target.ErrNotAvailable) {
 		fmt.Fprintf(r.log, "images: not loaded (%v); the cluster must pull them itself\n", err)
 		err = nil
-	}
-	if err == nil {
-		r.imagesLoaded = true
 	}
 	return err
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness/engine"
+	"github.com/kube-rehearse/rehearse/harness/incluster"
 )
 
 func newEngineCmd(stderr io.Writer) *cobra.Command {
@@ -30,7 +32,41 @@ docker.io is installed and dockerd started in the background (its log in
 }
 
 func newImageCmd(stdout, stderr io.Writer) *cobra.Command {
-	return group("image", "Build container images without a registry", newImageNodeCmd(stdout, stderr))
+	return group("image", "Build container images without a registry", newImageNodeCmd(stdout, stderr), newImageLoadGeneratorCmd(stdout))
+}
+
+func newImageLoadGeneratorCmd(stdout io.Writer) *cobra.Command {
+	var out string
+	cmd := &cobra.Command{
+		Use:   "load-generator",
+		Short: "Write the in-cluster client's image as an archive, to push to your registry",
+		Long: `load-generator builds the image the in-cluster client's pods run
+(` + incluster.Image + `, the harness's own generator) from this checkout, without Docker or
+a registry, and writes it as a docker-archive into --out. A kind cluster gets
+it from rehearse itself; for a cluster that pulls from a registry, load and
+push it, then name it: rehearse run --clients in-cluster --in-cluster-image
+REGISTRY/rehearse-load:v1.`,
+		Example: `  rehearse image load-generator --out .
+  docker load -i rehearse-load.tar && docker tag ` + incluster.Image + ` myregistry.azurecr.io/rehearse-load:v1 && docker push myregistry.azurecr.io/rehearse-load:v1`,
+		Args: cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			if fi, err := os.Stat(out); err != nil || !fi.IsDir() {
+				return usageErrorf("--out %s: give an existing directory", out)
+			}
+			root, err := engine.FindModuleRoot()
+			if err != nil {
+				return err
+			}
+			archive, err := incluster.BuildArchive(cmd.Context(), root, out)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(stdout, archive)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&out, "out", ".", "directory the archive is written to")
+	return cmd
 }
 
 func newImageNodeCmd(stdout, stderr io.Writer) *cobra.Command {

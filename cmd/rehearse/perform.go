@@ -64,14 +64,9 @@ stays in the journal: rehearse restore).`,
 			} else if err := checkName(name); err != nil {
 				bad("%v", err)
 			}
-			allowed, err := safety.Parse(allow...)
+			allowed, err := allowList(allow)
 			if err != nil {
-				bad("--allow-cluster: %v", err)
-			}
-			if env, err := safety.FromEnv(); err != nil {
-				bad("$%s: %v", safety.EnvVar, err)
-			} else {
-				allowed = allowed.Merge(env)
+				bad("%v", err)
 			}
 			settings, err := parseSettings(set)
 			if err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness"
 	"github.com/kube-rehearse/rehearse/harness/cluster"
 	"github.com/kube-rehearse/rehearse/harness/gateway"
+	"github.com/kube-rehearse/rehearse/harness/incluster"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/rehearsal"
 	"github.com/kube-rehearse/rehearse/harness/safety"
@@ -49,13 +50,15 @@ type runFlags struct {
 	scenario string
 	set      []string
 
-	rate         int
-	clients      []string
-	gatewayDelay time.Duration
-	warmup       time.Duration
-	baseline     time.Duration
-	recovery     time.Duration
-	checks       []string
+	rate           int
+	clients        []string
+	inClusterPods  int
+	inClusterImage string
+	gatewayDelay   time.Duration
+	warmup         time.Duration
+	baseline       time.Duration
+	recovery       time.Duration
+	checks         []string
 
 	out   string
 	quiet bool
@@ -135,7 +138,10 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringArrayVar(&f.set, "set", nil, "a setting of the scenario, key=value (repeatable; see: rehearse scenarios)")
 
 	fl.IntVar(&f.rate, "rate", rehearsal.DefaultRate, fmt.Sprintf("requests per second of each client kind (%d to %d)", load.MinRate, load.MaxRate))
-	fl.StringSliceVar(&f.clients, "clients", clientNames(), "client kinds under load, comma-separated: "+strings.Join(clientNames(), ", "))
+	fl.StringSliceVar(&f.clients, "clients", []string{timeline.ClientGateway.String(), timeline.ClientService.String()},
+		"client kinds under load, comma-separated: "+strings.Join(clientNames(), ", ")+" (in-cluster: generator pods in the app's namespace, for clusters this machine cannot reach)")
+	fl.IntVar(&f.inClusterPods, "in-cluster-pods", 1, "with --clients in-cluster: generator pods, sharing --rate (1 to 50)")
+	fl.StringVar(&f.inClusterImage, "in-cluster-image", "", "with --clients in-cluster: the generator's image as the cluster pulls it (default: "+incluster.Image+", loaded into kind nodes by rehearse; for other clusters push `rehearse image load-generator`'s archive to your registry)")
 	fl.DurationVar(&f.gatewayDelay, "gateway-delay", gateway.DefaultSyncDelay, "how late endpoint changes reach the gateway client, as in a real ingress controller")
 	fl.DurationVar(&f.warmup, "warmup", rehearsal.DefaultWarmup, "longest wait for the load to be served cleanly before the baseline")
 	fl.DurationVar(&f.baseline, "baseline", rehearsal.DefaultBaseline, "load before the scenario starts")
@@ -196,14 +202,9 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 	} else {
 		problems = append(problems, clusterProblems(cluster.Config{Name: f.cluster, Workers: f.workers})...)
 	}
-	allowed, err := safety.Parse(f.allow...)
+	allowed, err := allowList(f.allow)
 	if err != nil {
-		bad("--allow-cluster: %v", err)
-	}
-	if env, err := safety.FromEnv(); err != nil {
-		bad("$%s: %v", safety.EnvVar, err)
-	} else {
-		allowed = allowed.Merge(env)
+		bad("%v", err)
 	}
 
 	var app harness.App
@@ -269,7 +270,7 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 	if f.rate < load.MinRate || f.rate > load.MaxRate {
 		bad("--rate %d: use %d to %d requests per second per client kind", f.rate, load.MinRate, load.MaxRate)
 	}
-	gateway, service := false, false
+	gateway, service, inCluster := false, false, false
 	clients := f.clients
 	if existing && !changed("clients") {
 		// An existing cluster's pod addresses are not routed here: only the
@@ -282,6 +283,8 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 			gateway = true
 		case err == nil && k == timeline.ClientService:
 			service = true
+		case err == nil && k == timeline.ClientInCluster:
+			inCluster = true
 		default:
 			bad("--clients: %q is not a client kind: use %s", c, strings.Join(clientNames(), ", "))
 		}
@@ -292,6 +295,14 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 	if existing && gateway {
 		bad("--clients %s: the gateway client needs pod addresses routed to this machine, which an existing cluster does not offer: use --clients %s",
 			timeline.ClientGateway, timeline.ClientService)
+	}
+	if !inCluster && (changed("in-cluster-pods") || changed("in-cluster-image")) {
+		bad("--in-cluster-pods and --in-cluster-image are for the in-cluster client: add --clients %s", timeline.ClientInCluster)
+	}
+	if f.inClusterPods < 1 || f.inClusterPods > 50 {
+		bad("--in-cluster-pods %d: use 1 to 50", f.inClusterPods)
+	} else if inCluster && f.rate < f.inClusterPods {
+		bad("--rate %d over --in-cluster-pods %d: give each pod at least 1 request per second", f.rate, f.inClusterPods)
 	}
 	// Zero is refused rather than passed on: the library reads it as "the
 	// default", which is not what someone typing 0 means.
@@ -328,6 +339,9 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 		harness.WithPhases(f.warmup, f.baseline, f.recovery),
 		harness.WithOutput(f.out),
 		harness.WithLog(log),
+	}
+	if inCluster {
+		opts = append(opts, harness.WithInClusterLoad(f.inClusterPods, f.inClusterImage))
 	}
 	if existing {
 		opts = append(opts, harness.WithTarget(tgt))
@@ -445,6 +459,19 @@ func verdictLine(rep verdict.Report, where string) (string, int) {
 		}
 	}
 	return "CANNOT JUDGE: " + why, exitCannotRun
+}
+
+// allowList reads --allow-cluster and $REHEARSE_ALLOW_CLUSTERS together.
+func allowList(flags []string) (safety.AllowList, error) {
+	allowed, err := safety.Parse(flags...)
+	if err != nil {
+		return allowed, fmt.Errorf("--allow-cluster: %w", err)
+	}
+	env, err := safety.FromEnv()
+	if err != nil {
+		return allowed, fmt.Errorf("$%s: %w", safety.EnvVar, err)
+	}
+	return allowed.Merge(env), nil
 }
 
 // parseSettings reads --set key=value flags (every problem at once).

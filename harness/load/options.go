@@ -194,8 +194,8 @@ func (c *config) validate() error {
 		bad("max connections %d is out of range: use load.MaxConnections(n) with n from 1 to %d, or leave the default (no cap)",
 			c.conns, MaxConnectionsLimit)
 	}
-	if c.kindSet && c.kind != timeline.ClientGateway && c.kind != timeline.ClientService {
-		bad("client kind %v is not one the harness runs: use load.Client(timeline.ClientGateway) or timeline.ClientService", c.kind)
+	if c.kindSet && c.kind != timeline.ClientGateway && c.kind != timeline.ClientService && c.kind != timeline.ClientInCluster {
+		bad("client kind %v is not one the harness runs: use load.Client(timeline.ClientGateway), timeline.ClientService or timeline.ClientInCluster", c.kind)
 	}
 	if c.kind == timeline.ClientGateway && c.router == nil && c.kindSet {
 		bad("a gateway client routes requests itself: give it a router with load.ViaRouter(r)")

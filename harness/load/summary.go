@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"maps"
 	"strings"
 	"time"
 
@@ -72,36 +73,58 @@ func (s Summary) String() string {
 // timeline (an upgrade `rehearse watch` found in hours of load). Name,
 // Target and Stopped are left for the caller.
 func Summarize(reqs []timeline.Request, c timeline.ClientKind, rate int) Summary {
-	sum := Summary{Rate: rate}
-	var total time.Duration
-	first := true
+	a := Accumulator{Rate: rate}
 	for i := range reqs {
-		q := &reqs[i]
-		if q.Client != c {
-			continue
+		if reqs[i].Client == c {
+			a.Add(&reqs[i])
 		}
-		if first {
-			sum.First, first = q.Offset, false
-		}
-		sum.Last = q.Offset
-		sum.Sent++
-		total += q.Latency
-		sum.MaxLatency = max(sum.MaxLatency, q.Latency)
-		if q.OK() {
-			sum.Succeeded++
-			continue
-		}
-		sum.Failed++
-		if sum.ByKind == nil {
-			sum.ByKind = map[timeline.ErrorKind]int{}
-		}
-		sum.ByKind[q.Err]++
 	}
-	if sum.Sent > 0 {
-		sum.MeanLatency = total / time.Duration(sum.Sent)
+	return a.Summary()
+}
+
+// Accumulator sums up requests as they come, in offset order, for a
+// client whose results arrive from elsewhere (the in-cluster client's,
+// through its pods' logs).
+type Accumulator struct {
+	Rate  int
+	sum   Summary
+	total time.Duration
+}
+
+// Add counts one request.
+func (a *Accumulator) Add(q *timeline.Request) {
+	s := &a.sum
+	if s.Sent == 0 || q.Offset < s.First {
+		s.First = q.Offset
 	}
-	if d := sum.Last - sum.First; d > 0 {
-		sum.Achieved = float64(sum.Sent-1) / d.Seconds()
+	s.Last = max(s.Last, q.Offset)
+	s.Sent++
+	a.total += q.Latency
+	s.MaxLatency = max(s.MaxLatency, q.Latency)
+	if q.OK() {
+		s.Succeeded++
+		return
 	}
-	return sum
+	s.Failed++
+	if s.ByKind == nil {
+		s.ByKind = map[timeline.ErrorKind]int{}
+	}
+	s.ByKind[q.Err]++
+}
+
+// Summary is what was added so far. Name, Target and Stopped are left for
+// the caller.
+func (a *Accumulator) Summary() Summary {
+	s := a.sum
+	s.Rate = a.Rate
+	if s.ByKind != nil {
+		s.ByKind = maps.Clone(s.ByKind)
+	}
+	if s.Sent > 0 {
+		s.MeanLatency = a.total / time.Duration(s.Sent)
+	}
+	if d := s.Last - s.First; d > 0 {
+		s.Achieved = float64(s.Sent-1) / d.Seconds()
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kube-rehearse/rehearse/harness/gateway"
+	"github.com/kube-rehearse/rehearse/harness/incluster"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/observe"
 	"github.com/kube-rehearse/rehearse/harness/priority"
@@ -12,11 +13,21 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 )
 
+// client is a load client: the generators on this machine, or the
+// in-cluster load's pods.
+type client interface {
+	Kind() timeline.ClientKind
+	String() string
+	Start(ctx context.Context, tl *timeline.Timeline) error
+	Stop()
+	Wait() (load.Summary, error)
+}
+
 // instruments measure a rehearsal: the observer of the cluster, the
 // gateway's router and the clients, all recording on one timeline. A
 // rehearsal and a watch start and stop them alike.
 type instruments struct {
-	gens   []*load.Generator
+	gens   []client
 	router *gateway.Router
 	obs    *observe.Observer
 	raised *priority.Raised
@@ -59,6 +70,16 @@ func (in *instruments) start(ctx context.Context, plan Plan, tl *timeline.Timeli
 		}
 		in.gens = append(in.gens, g)
 		tl.SetMeta(verdict.RateMetaKey(timeline.ClientService), fmt.Sprint(plan.Rate))
+	}
+	if plan.InCluster != nil {
+		o := *plan.InCluster
+		o.Rate, o.Duration = plan.Rate, plan.MaxDuration
+		l, err := incluster.New(plan.Client, plan.REST, o)
+		if err != nil {
+			return err
+		}
+		in.gens = append(in.gens, l)
+		tl.SetMeta(verdict.RateMetaKey(timeline.ClientInCluster), fmt.Sprint(l.Rate()))
 	}
 	// The clients and the observer are the instruments: the cluster they
 	// measure shares this machine's CPUs and must not starve them.

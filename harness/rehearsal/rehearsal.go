@@ -27,6 +27,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/kube-rehearse/rehearse/harness/gateway"
+	"github.com/kube-rehearse/rehearse/harness/incluster"
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/observe"
@@ -59,8 +60,12 @@ type Plan struct {
 	// ServiceURL is where the service client sends (empty: no service
 	// client). Gateway runs the gateway client (pod addresses must be
 	// reachable).
-	ServiceURL   string
-	Gateway      bool
+	ServiceURL string
+	Gateway    bool
+	// InCluster runs the in-cluster client too: a Job of generator pods
+	// sending to the Service's cluster address (its Rate and Duration are
+	// the plan's).
+	InCluster    *incluster.Options
 	GatewayDelay time.Duration // gateway.DefaultSyncDelay when zero
 
 	Rate     int           // requests per second of each client (default DefaultRate)
@@ -134,7 +139,19 @@ func (p *Plan) defaults() {
 // settle is how long a phase whose requests are judged at its end runs on
 // after its judged part: the clients' timeout, the longest a request sent
 // in it can take to have an outcome.
-func (p *Plan) settle() time.Duration { return load.DefaultTimeout }
+func (p *Plan) settle() time.Duration {
+	if p.InCluster != nil {
+		// The in-cluster client's results arrive through its pods' logs:
+		// a moment later than they happened.
+		return load.DefaultTimeout + logDelivery
+	}
+	return load.DefaultTimeout
+}
+
+// logDelivery bounds how late a result of the in-cluster client arrives
+// after its request ended (its pod writes every 100 ms; the kubelet and
+// the API server pass the log on).
+const logDelivery = 2 * time.Second
 
 func (p *Plan) validate() error {
 	var errs []error
@@ -144,8 +161,8 @@ func (p *Plan) validate() error {
 	if len(p.Scenarios) == 0 {
 		errs = append(errs, errors.New("no scenario: give at least one"))
 	}
-	if !p.Gateway && p.ServiceURL == "" {
-		errs = append(errs, errors.New("no client: run the gateway client, the service client (a ServiceURL), or both"))
+	if !p.Gateway && p.ServiceURL == "" && p.InCluster == nil {
+		errs = append(errs, errors.New("no client: run the gateway client, the service client (a ServiceURL), the in-cluster client, or several"))
 	}
 	if p.Gateway && p.ServicePort == 0 {
 		errs = append(errs, errors.New("the gateway client needs the Service port it routes for"))

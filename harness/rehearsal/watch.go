@@ -73,10 +73,10 @@ func (w *Watch) defaults() {
 	if w.Upgrades.Quiet == 0 {
 		w.Upgrades.Quiet = upgrades.DefaultQuiet
 	}
-	if w.Upgrades.Quiet < w.Recovery+load.DefaultTimeout {
+	if w.Upgrades.Quiet < w.Recovery+w.settle() {
 		// The recovery after an upgrade must be recorded, and its requests
 		// answered, before the upgrade counts as finished.
-		w.Upgrades.Quiet = w.Recovery + load.DefaultTimeout
+		w.Upgrades.Quiet = w.Recovery + w.settle()
 	}
 	w.Plan.defaults()
 	w.MaxDuration = w.For + w.Warmup + time.Minute
@@ -87,8 +87,8 @@ func (w *Watch) validate() error {
 	if w.Client == nil {
 		errs = append(errs, errors.New("no Kubernetes client"))
 	}
-	if !w.Gateway && w.ServiceURL == "" {
-		errs = append(errs, errors.New("no client: run the gateway client, the service client (a ServiceURL), or both"))
+	if !w.Gateway && w.ServiceURL == "" && w.InCluster == nil {
+		errs = append(errs, errors.New("no client: run the gateway client, the service client (a ServiceURL), the in-cluster client, or several"))
 	}
 	if w.Gateway && w.ServicePort == 0 {
 		errs = append(errs, errors.New("the gateway client needs the Service port it routes for"))

@@ -17,7 +17,6 @@
 package resources
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,12 +27,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/remotecommand"
 	statsv1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/kube-rehearse/rehearse/fixtures/app/contract"
+	"github.com/kube-rehearse/rehearse/harness/podexec"
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
 )
@@ -212,23 +210,13 @@ func (s *Sampler) report(ctx context.Context, p *corev1.Pod, c corev1.Container)
 // containerSees reads /proc/self/cgroup in the container: a single "0::"
 // line is cgroup v2, anything else v1. It needs cat in the image.
 func (s *Sampler) containerSees(ctx context.Context, p *corev1.Pod, container string) (string, error) {
-	if s.rest == nil {
-		return "", fmt.Errorf("no REST config for exec")
-	}
-	req := s.client.CoreV1().RESTClient().Post().Resource("pods").Name(p.Name).Namespace(p.Namespace).SubResource("exec").
-		VersionedParams(&corev1.PodExecOptions{Container: container, Command: []string{"cat", "/proc/self/cgroup"}, Stdout: true, Stderr: true},
-			scheme.ParameterCodec)
-	exec, err := remotecommand.NewSPDYExecutor(s.rest, "POST", req.URL())
+	ec, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	out, err := podexec.Output(ec, s.client, s.rest, p.Namespace, p.Name, container, "cat", "/proc/self/cgroup")
 	if err != nil {
 		return "", err
 	}
-	var out, errOut bytes.Buffer
-	ec, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	if err := exec.StreamWithContext(ec, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut}); err != nil {
-		return "", fmt.Errorf("cat /proc/self/cgroup in container %s: %v %s", container, err, strings.TrimSpace(errOut.String()))
-	}
-	return cgroupOf(out.String()), nil
+	return cgroupOf(out), nil
 }
 
 // cgroupOf reads /proc/self/cgroup: on cgroup v2 it is the one line

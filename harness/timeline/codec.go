@@ -294,33 +294,52 @@ func decodeLines(next func(v any) (bool, error)) (*Timeline, error) {
 		}
 		switch l.Type {
 		case lineRequest:
-			r := Request{
-				Offset: time.Duration(l.At), Latency: time.Duration(l.Latency), Code: l.Code,
-				ErrText: l.ErrText, Pod: l.Pod, Node: l.Node, PodIP: l.IP, Terminating: l.Terminating,
-				Client: l.Client, Reused: l.Reused, Downstream: l.Downstream,
-			}
-			if l.Err != nil {
-				r.Err = *l.Err
-			}
-			if r.Via, err = ParseVia(l.Via); err != nil {
+			r, err := l.request(hdr.Version)
+			if err != nil {
 				return nil, fmt.Errorf("timeline: record %d: %w", line, err)
-			}
-			if hdr.Version == 1 && r.Attributed() {
-				r.Via = ViaHeaders // version 1 knew pods only from headers
 			}
 			t.AddRequest(r)
 		case lineEvent:
-			if l.Kind == nil {
-				return nil, fmt.Errorf("timeline: record %d: event without a kind", line)
+			e, err := l.event()
+			if err != nil {
+				return nil, fmt.Errorf("timeline: record %d: %w", line, err)
 			}
-			t.AddEvent(Event{
-				Offset: time.Duration(l.At), Kind: *l.Kind, Pod: l.Pod, Node: l.Node, IP: l.IP, UID: l.UID,
-				Name: l.Name, Detail: l.Detail, ExitCode: l.ExitCode, Reason: l.Reason,
-				Client: l.Client, Value: time.Duration(l.Value),
-			})
+			t.AddEvent(e)
 		default:
 			return nil, fmt.Errorf("timeline: record %d: unknown type %q", line, l.Type)
 		}
 	}
 	return t, nil
+}
+
+// request is a request line's record; version is the format's.
+func (l *wireLine) request(version int) (Request, error) {
+	r := Request{
+		Offset: time.Duration(l.At), Latency: time.Duration(l.Latency), Code: l.Code,
+		ErrText: l.ErrText, Pod: l.Pod, Node: l.Node, PodIP: l.IP, Terminating: l.Terminating,
+		Client: l.Client, Reused: l.Reused, Downstream: l.Downstream,
+	}
+	if l.Err != nil {
+		r.Err = *l.Err
+	}
+	var err error
+	if r.Via, err = ParseVia(l.Via); err != nil {
+		return r, err
+	}
+	if version == 1 && r.Attributed() {
+		r.Via = ViaHeaders // version 1 knew pods only from headers
+	}
+	return r, nil
+}
+
+// event is an event line's record.
+func (l *wireLine) event() (Event, error) {
+	if l.Kind == nil {
+		return Event{}, errors.New("event without a kind")
+	}
+	return Event{
+		Offset: time.Duration(l.At), Kind: *l.Kind, Pod: l.Pod, Node: l.Node, IP: l.IP, UID: l.UID,
+		Name: l.Name, Detail: l.Detail, ExitCode: l.ExitCode, Reason: l.Reason,
+		Client: l.Client, Value: time.Duration(l.Value),
+	}, nil
 }

@@ -319,17 +319,23 @@ const (
 	// ClientService goes through the Service (kube-proxy) with a new
 	// connection per request, like a client behind a load balancer.
 	ClientService
+	// ClientInCluster is the service client run from pods inside the
+	// cluster (package incluster), to the Service's cluster address: for
+	// clusters whose nodes this machine cannot reach, and rates one machine
+	// cannot send. Its results come back through the pods' logs.
+	ClientInCluster
 	numClientKinds
 )
 
 var clientKindNames = [numClientKinds]string{
-	ClientUnknown: "unknown",
-	ClientGateway: "gateway",
-	ClientService: "service",
+	ClientUnknown:   "unknown",
+	ClientGateway:   "gateway",
+	ClientService:   "service",
+	ClientInCluster: "in-cluster",
 }
 
 // ClientKinds lists the kinds clients can have (ClientUnknown aside).
-func ClientKinds() []ClientKind { return []ClientKind{ClientGateway, ClientService} }
+func ClientKinds() []ClientKind { return []ClientKind{ClientGateway, ClientService, ClientInCluster} }
 
 func (k ClientKind) String() string {
 	if k < numClientKinds {
@@ -363,7 +369,7 @@ func ParseClientKind(s string) (ClientKind, error) {
 			return ClientKind(i), nil
 		}
 	}
-	return ClientUnknown, fmt.Errorf("timeline: unknown client kind %q: use gateway or service", s)
+	return ClientUnknown, fmt.Errorf("timeline: unknown client kind %q: use gateway, service or in-cluster", s)
 }
 
 // Via says how a request's pod became known.

@@ -172,7 +172,10 @@ type Timeline struct {
 	meta   map[string]string
 	chunks [][]storedRequest
 	nreq   int
-	events []Event
+	// forgotten counts the requests ForgetRequestsBefore dropped, so that
+	// RequestsSince's counts stay the same.
+	forgotten int
+	events    []Event
 
 	// Sortedness of what was appended so far, so that snapshots of the usual
 	// in-order streams skip sorting.
@@ -200,6 +203,28 @@ func (t *Timeline) Tally(c ClientKind) Tally {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.tally[c]
+}
+
+// RequestsSince returns the requests added after the first n, in the
+// order they were added, and the count to pass next time: how a program
+// forwards a live timeline's results elsewhere as they come (the
+// in-cluster load generator, to its log). Requests forgotten in between
+// (ForgetRequestsBefore) are skipped.
+func (t *Timeline) RequestsSince(n int) ([]Request, int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	total := t.forgotten + t.nreq
+	if n < t.forgotten {
+		n = t.forgotten
+	}
+	if n > total {
+		n = total
+	}
+	out := make([]Request, 0, total-n)
+	for i := n - t.forgotten; i < t.nreq; i++ {
+		out = append(out, t.request(&t.chunks[i/chunkSize][i%chunkSize]))
+	}
+	return out, total
 }
 
 // EventsSince returns the events appended after the first n, in the order

@@ -25,6 +25,7 @@ func (t *Timeline) ForgetRequestsBefore(off time.Duration) int {
 		t.chunks = t.chunks[1:]
 	}
 	t.nreq -= n
+	t.forgotten += n
 	return n
 }
 

@@ -50,3 +50,28 @@ func TestForgetRequestsBeforeDropsWholeOldChunks(t *testing.T) {
 	assert.Equal(t, 10, n)
 	assert.Equal(t, 3*chunkSize+10, tl.Tally(ClientGateway).Sent)
 }
+
+func TestRequestsSinceFollowsALiveTimeline(t *testing.T) {
+	tl := New(time.Now())
+	add := func(from, to int) {
+		for i := from; i < to; i++ {
+			tl.AddRequest(Request{Offset: time.Duration(i) * time.Millisecond, Code: i})
+		}
+	}
+	add(0, 10)
+	got, n := tl.RequestsSince(0)
+	require.Len(t, got, 10)
+	assert.Equal(t, 10, n)
+	add(10, 2*chunkSize+3)
+	got, n = tl.RequestsSince(n)
+	require.Len(t, got, 2*chunkSize-7)
+	assert.Equal(t, 10, got[0].Code)
+	assert.Equal(t, 2*chunkSize+3, n)
+	tl.ForgetRequestsBefore(time.Hour)
+	add(2*chunkSize+3, 2*chunkSize+5)
+	got, n = tl.RequestsSince(n)
+	assert.Equal(t, []int{2*chunkSize + 3, 2*chunkSize + 4}, []int{got[0].Code, got[1].Code}, "counts survive forgetting")
+	assert.Equal(t, 2*chunkSize+5, n)
+	got, _ = tl.RequestsSince(0)
+	assert.Len(t, got, 5, "what was forgotten is skipped")
+}

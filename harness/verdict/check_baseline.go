@@ -224,6 +224,14 @@ func (a *analysis) observationCheck() Check {
 	if a.lagKnown {
 		lag = fmt.Sprintf("watch lag up to %s (tolerance %s)", dur(a.maxLag), dur(a.tol))
 	}
+	if a.lagKnown && a.th.MaxWatchLag > 0 && a.maxLag > a.th.MaxWatchLag {
+		c.Status = CannotJudge
+		c.Summary = fmt.Sprintf("the watches lagged up to %s behind the cluster (limit %s): cannot judge", dur(a.maxLag), dur(a.th.MaxWatchLag))
+		c.Diagnosis = &Diagnosis{Class: ClassNone, Title: "cluster or harness starved: cannot judge",
+			Fix: "this machine or the cluster was too busy for what the clients saw to be matched with what the cluster did " +
+				"(events arrived seconds late): rehearse on a quieter machine, with fewer nodes or a lower --rate"}
+		return c
+	}
 	if len(a.gaps) == 0 {
 		c.Summary = "watches uninterrupted; " + lag
 		return c

@@ -77,6 +77,13 @@ type Thresholds struct {
 	ClockSkew time.Duration `json:"clock_skew_ns"`
 	// LagMargin is added to the largest measured watch lag (default 50 ms).
 	LagMargin time.Duration `json:"lag_margin_ns"`
+	// MaxWatchLag is the largest watch lag a rehearsal can be judged with:
+	// beyond it, this machine or the cluster was too busy for cluster
+	// events and requests to be matched (the correlation tolerance would
+	// span seconds), and the observation check says cannot judge. Default
+	// 3 s (the most measured in healthy rehearsals here: 1.3 s, during a
+	// Kubernetes upgrade's API server restart); 0: no limit.
+	MaxWatchLag time.Duration `json:"max_watch_lag_ns"`
 
 	// ServiceRoutingLag is how long after a pod's endpoint was removed (or
 	// its process exited) kube-proxy may still send it connections: its
@@ -155,6 +162,7 @@ func DefaultThresholds() Thresholds {
 		MaxShutdownErrors: 0,
 		ClockSkew:         250 * time.Millisecond,
 		LagMargin:         50 * time.Millisecond,
+		MaxWatchLag:       3 * time.Second,
 		ServiceRoutingLag: 2 * time.Second,
 		PreStopFloor:      time.Second,
 		PreStopMargin:     2 * time.Second,

@@ -248,3 +248,18 @@ func TestWorldErrorAnswersBeforeSIGTERMAreTheApps(t *testing.T) {
 		})
 	}
 }
+
+// A cluster (or harness) so busy that its watches lag seconds behind cannot
+// be judged, even though nothing failed: what clients saw could not be
+// matched with what the cluster did. Re-judged without the limit (a record
+// saved before it existed), it passes as it did then.
+func TestWorldStarvedWatchesCannotJudge(t *testing.T) {
+	tl := restart(t, wellBehaved, false)
+	tl.AddEvent(timeline.Event{Offset: S(9), Kind: timeline.EvWatchLag, Value: S(9.1)})
+	r := judgeTL(t, tl)
+	assert.Equal(t, verdict.CannotJudge, r.Outcome)
+	assert.Contains(t, r.Reason, "watches lagged up to 9.1 s")
+	th := verdict.DefaultThresholds()
+	th.MaxWatchLag = 0
+	assert.Equal(t, verdict.Pass, verdict.Judge(tl, th).Outcome)
+}

@@ -80,7 +80,9 @@ func Restart(app string, rate int, recovery time.Duration) *record.Record {
 	}
 	snap := tl.Snapshot()
 	for _, c := range timeline.ClientKinds() {
-		r.Loads = append(r.Loads, record.Load{Client: c.String(), Summary: summary(&snap, c, rate)})
+		if sum := summary(&snap, c, rate); sum.Sent > 0 {
+			r.Loads = append(r.Loads, record.Load{Client: c.String(), Summary: sum})
+		}
 	}
 	r.Verdict = verdict.Judge(tl, th, r.Checks...)
 	return r
