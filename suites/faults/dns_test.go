@@ -30,7 +30,6 @@ import (
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/harness"
 	"github.com/kube-rehearse/rehearse/harness/journal"
-	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 	"github.com/kube-rehearse/rehearse/scenarios/dns"
 	"github.com/kube-rehearse/rehearse/suites/suite"
@@ -80,7 +79,7 @@ func TestDNS(t *testing.T) {
 				require.True(t, ok)
 				if v.variant == "resilient" {
 					require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
-					for _, k := range timeline.ClientKinds() {
+					for _, k := range suite.Clients {
 						assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
 					}
 				} else {

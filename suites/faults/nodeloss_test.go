@@ -32,7 +32,6 @@ import (
 	"github.com/kube-rehearse/rehearse/harness"
 	"github.com/kube-rehearse/rehearse/harness/drain"
 	"github.com/kube-rehearse/rehearse/harness/journal"
-	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 	"github.com/kube-rehearse/rehearse/scenarios/nodeloss"
 	"github.com/kube-rehearse/rehearse/suites/suite"
@@ -60,7 +59,7 @@ func TestNodeLoss(t *testing.T) {
 			require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
 			c, ok := res.Report.Check(verdict.CheckNodeLoss)
 			require.True(t, ok)
-			for _, k := range timeline.ClientKinds() {
+			for _, k := range suite.Clients {
 				lost, _ := c.Figure("lost_to_node_" + k.String())
 				assert.Positive(t, lost.Value, "%s requests went to the lost pods before they left the endpoints", k)
 			}
@@ -89,7 +88,7 @@ func TestNodeLoss(t *testing.T) {
 		Assess("with a 30 s notice (drained, then powered off) the well-behaved app loses nothing", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
 			res := rehearseLoss(ctx, t, "spot-notice", lossApp(t, true), map[string]string{"notice": "30s"}, nil)
 			require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
-			for _, k := range timeline.ClientKinds() {
+			for _, k := range suite.Clients {
 				assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
 			}
 			return ctx

@@ -22,7 +22,6 @@ import (
 
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/harness"
-	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 	"github.com/kube-rehearse/rehearse/scenarios/evict"
 	"github.com/kube-rehearse/rehearse/suites/suite"
@@ -56,7 +55,7 @@ func TestEvictions(t *testing.T) {
 			t.Logf("preStop sleep %s, as the verdict recommended", wait)
 			res := rehearseScenario(ctx, t, "evict-recommended-prestop", spec.WithoutAttributionHeaders(), harness.Scenario(evict.Kind, nil))
 			expect(t, res, expectation{outcome: verdict.Pass})
-			for _, k := range timeline.ClientKinds() {
+			for _, k := range suite.Clients {
 				assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
 			}
 			return ctx

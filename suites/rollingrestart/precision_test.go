@@ -26,7 +26,6 @@ import (
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
 	"github.com/kube-rehearse/rehearse/harness"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
-	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 	"github.com/kube-rehearse/rehearse/suites/suite"
 )
@@ -88,7 +87,7 @@ func BenchmarkFailureWindow(b *testing.B) {
 	}()
 	b.ReportMetric(0, "ns/op")
 	s := res.Timeline.Snapshot()
-	for _, k := range timeline.ClientKinds() {
+	for _, k := range suite.Clients {
 		runs := verdict.FailureRuns(&s, k)
 		if len(runs) == 0 {
 			b.Errorf("%s client: no failure on the timeline: %s", k, res.Loads[k])

@@ -83,7 +83,7 @@ func TestRollingRestart(t *testing.T) {
 					res := rehearse(ctx, t, name, spec)
 					expect(t, res, c.want)
 					if c.want.outcome == verdict.Pass {
-						for _, k := range timeline.ClientKinds() {
+						for _, k := range suite.Clients {
 							assert.Greater(t, res.Loads[k].Sent, 1000, "%s client requests", k)
 							assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
 						}

@@ -34,6 +34,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/engine"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/target"
+	"github.com/kube-rehearse/rehearse/harness/timeline"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 	recordpkg "github.com/kube-rehearse/rehearse/reports/record"
 )
@@ -158,6 +159,11 @@ func exportLogs(ctx context.Context, t *testing.T) {
 // clients for 0.7 s. At 100/s a 100 ms slice still holds 10 requests of
 // each client, enough to time an outage to a tenth of a second.
 const Rate = 100
+
+// Clients are the client kinds the suites' rehearsals run (harness's
+// default: the gateway and the service client; the in-cluster client is
+// tested on its own).
+var Clients = []timeline.ClientKind{timeline.ClientGateway, timeline.ClientService}
 
 // Baseline and Recovery are the suites' phases: 3 s (300 requests of each
 // client) say whether the app runs clean before the fault and again after

@@ -75,7 +75,7 @@ func TestNodeImageUpgrade(t *testing.T) {
 			to := suite.OtherNodeImage(ctx, t)
 			res := rehearse(ctx, t, "surge-1", appspec.PresetWellBehaved, map[string]string{"image": to, "maxSurge": "1"})
 			require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
-			for _, k := range timeline.ClientKinds() {
+			for _, k := range suite.Clients {
 				assert.Greater(t, res.Loads[k].Sent, 2500, "%s client requests", k)
 				assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
 			}
@@ -147,7 +147,7 @@ func TestNodeImageUpgrade(t *testing.T) {
 			require.NoError(t, err)
 			res := rehearseSpec(ctx, t, "kubernetes-upgrade", spec, upgrade.KindKubernetes, map[string]string{"version": to, "maxSurge": "100%"})
 			require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
-			for _, k := range timeline.ClientKinds() {
+			for _, k := range suite.Clients {
 				assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
 			}
 			nodes, err := suite.Env.Target.Nodes(ctx)
