@@ -209,6 +209,7 @@ type Rehearser struct {
 	name             string
 	inClusterPods    int
 	inClusterImage   string
+	generatorLoaded  bool
 	gateway, service bool
 	out              string
 	log              io.Writer
@@ -241,8 +242,8 @@ func New(opts ...Option) (*Rehearser, error) {
 	if !r.gateway && !r.service && r.inClusterPods == 0 {
 		errs = append(errs, errors.New("no client: run the gateway client, the service client, the in-cluster client, or several"))
 	}
-	if r.inClusterPods < 0 || r.inClusterPods > 50 {
-		errs = append(errs, fmt.Errorf("in-cluster load pods %d: use 1 to 50", r.inClusterPods))
+	if r.inClusterPods < 0 || r.inClusterPods > incluster.MaxPods {
+		errs = append(errs, fmt.Errorf("in-cluster load pods %d: use 1 to %d", r.inClusterPods, incluster.MaxPods))
 	}
 	if r.plan.Rate != 0 && (r.plan.Rate < load.MinRate || r.plan.Rate > load.MaxRate) {
 		errs = append(errs, fmt.Errorf("rate %d per client: use %d to %d", r.plan.Rate, load.MinRate, load.MaxRate))
@@ -687,10 +688,14 @@ func (r *Rehearser) deploy(ctx context.Context, tgt target.Target) (deploy.Deplo
 // loadGenerator gives the cluster the in-cluster client's image, unless
 // the caller named one the cluster pulls.
 func (r *Rehearser) loadGenerator(ctx context.Context, tgt target.Target) error {
-	if r.inClusterImage != "" && r.inClusterImage != incluster.Image {
+	if r.generatorLoaded || (r.inClusterImage != "" && r.inClusterImage != incluster.Image) {
 		return nil
 	}
-	return r.buildAndLoad(ctx, tgt, incluster.BuildArchive)
+	if err := r.buildAndLoad(ctx, tgt, incluster.BuildArchive); err != nil {
+		return err
+	}
+	r.generatorLoaded = true
+	return nil
 }
 
 // buildAndLoad builds an image of this checkout (build writes its archive

@@ -3,7 +3,9 @@ package harness
 import (
 	"context"
 	"fmt"
+	"maps"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/kube-rehearse/rehearse/harness/clientlog"
@@ -95,7 +97,7 @@ func (r *Rehearser) Watch(ctx context.Context, o WatchOptions) ([]*Result, error
 
 func recordInfos(nodes map[string]nodeinfo.Info) []record.Node {
 	var out []record.Node
-	for _, name := range upgrades.SortedNames(nodes) {
+	for _, name := range slices.Sorted(maps.Keys(nodes)) {
 		i := nodes[name]
 		out = append(out, record.Node{Name: name, Pool: i.Pool, ControlPlane: i.ControlPlane, Version: i.Kubelet, Image: i.Image})
 	}

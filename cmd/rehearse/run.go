@@ -140,7 +140,7 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.IntVar(&f.rate, "rate", rehearsal.DefaultRate, fmt.Sprintf("requests per second of each client kind (%d to %d)", load.MinRate, load.MaxRate))
 	fl.StringSliceVar(&f.clients, "clients", []string{timeline.ClientGateway.String(), timeline.ClientService.String()},
 		"client kinds under load, comma-separated: "+strings.Join(clientNames(), ", ")+" (in-cluster: generator pods in the app's namespace, for clusters this machine cannot reach)")
-	fl.IntVar(&f.inClusterPods, "in-cluster-pods", 1, "with --clients in-cluster: generator pods, sharing --rate (1 to 50)")
+	fl.IntVar(&f.inClusterPods, "in-cluster-pods", 1, fmt.Sprintf("with --clients in-cluster: generator pods, sharing --rate (1 to %d)", incluster.MaxPods))
 	fl.StringVar(&f.inClusterImage, "in-cluster-image", "", "with --clients in-cluster: the generator's image as the cluster pulls it (default: "+incluster.Image+", loaded into kind nodes by rehearse; for other clusters push `rehearse image load-generator`'s archive to your registry)")
 	fl.DurationVar(&f.gatewayDelay, "gateway-delay", gateway.DefaultSyncDelay, "how late endpoint changes reach the gateway client, as in a real ingress controller")
 	fl.DurationVar(&f.warmup, "warmup", rehearsal.DefaultWarmup, "longest wait for the load to be served cleanly before the baseline")
@@ -299,8 +299,8 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 	if !inCluster && (changed("in-cluster-pods") || changed("in-cluster-image")) {
 		bad("--in-cluster-pods and --in-cluster-image are for the in-cluster client: add --clients %s", timeline.ClientInCluster)
 	}
-	if f.inClusterPods < 1 || f.inClusterPods > 50 {
-		bad("--in-cluster-pods %d: use 1 to 50", f.inClusterPods)
+	if f.inClusterPods < 1 || f.inClusterPods > incluster.MaxPods {
+		bad("--in-cluster-pods %d: use 1 to %d", f.inClusterPods, incluster.MaxPods)
 	} else if inCluster && f.rate < f.inClusterPods {
 		bad("--rate %d over --in-cluster-pods %d: give each pod at least 1 request per second", f.rate, f.inClusterPods)
 	}

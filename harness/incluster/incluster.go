@@ -28,6 +28,7 @@ import (
 
 	batchv1 "k8s.io/api/batch/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -76,6 +77,9 @@ func PodClock(now time.Time) time.Time {
 func BuildArchive(ctx context.Context, moduleRoot, dir string) (string, error) {
 	return ociimage.GoProgram(ctx, moduleRoot, "./cmd/rehearse-load", Image, dir)
 }
+
+// MaxPods bounds the generator pods of one in-cluster load.
+const MaxPods = 50
 
 // Options describe the in-cluster load.
 type Options struct {
@@ -129,8 +133,8 @@ func New(client kubernetes.Interface, cfg *rest.Config, o Options) (*Load, error
 	if o.Namespace == "" || !strings.HasPrefix(o.Target, "http") {
 		errs = append(errs, fmt.Errorf("the in-cluster load needs a namespace and an http URL to send to (got %q in %q)", o.Target, o.Namespace))
 	}
-	if o.Pods < 1 || o.Pods > 50 {
-		errs = append(errs, fmt.Errorf("in-cluster load pods %d: use 1 to 50", o.Pods))
+	if o.Pods < 1 || o.Pods > MaxPods {
+		errs = append(errs, fmt.Errorf("in-cluster load pods %d: use 1 to %d", o.Pods, MaxPods))
 	}
 	if o.Rate < o.Pods || o.Rate > o.Pods*load.MaxRate {
 		errs = append(errs, fmt.Errorf("in-cluster rate %d over %d pods: give each pod 1 to %d requests per second", o.Rate, o.Pods, load.MaxRate))
@@ -395,7 +399,7 @@ func waitingReason(p *corev1.Pod) string {
 func (l *Load) deleteJob(ctx context.Context) error {
 	fg := metav1.DeletePropagationForeground
 	err := l.client.BatchV1().Jobs(l.o.Namespace).Delete(ctx, l.o.Name, metav1.DeleteOptions{PropagationPolicy: &fg})
-	if err != nil && !strings.Contains(err.Error(), "not found") {
+	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("in-cluster load: deleting Job %s/%s: %w", l.o.Namespace, l.o.Name, err)
 	}
 	return nil

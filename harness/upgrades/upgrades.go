@@ -11,6 +11,7 @@ package upgrades
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -200,7 +201,7 @@ func (f *finder) pool(name string) string {
 // closeQuiet finishes the open upgrades whose pool has been quiet long
 // enough by at.
 func (f *finder) closeQuiet(at time.Duration) {
-	for _, pool := range sortedPools(f.open) {
+	for _, pool := range slices.Sorted(maps.Keys(f.open)) {
 		u := f.open[pool]
 		left := f.left(pool)
 		quiet := at - u.LastChange
@@ -334,23 +335,4 @@ func appendOnce(s []string, v string) []string {
 		return s
 	}
 	return append(s, v)
-}
-
-func sortedPools(m map[string]*Upgrade) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}
-
-// SortedNames is the names of a set of nodes, sorted.
-func SortedNames(nodes map[string]nodeinfo.Info) []string {
-	out := make([]string, 0, len(nodes))
-	for k := range nodes {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }
