@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
@@ -26,6 +27,10 @@ import (
 	"github.com/kube-rehearse/rehearse/scenarios"
 )
 
+// outsideDependencyPort is where --outside-dependency's dependency listens
+// on every node.
+const outsideDependencyPort = 30095
+
 // runFlags are `rehearse run`'s flags; options turns them into the
 // facade's options.
 type runFlags struct {
@@ -40,6 +45,8 @@ type runFlags struct {
 	preset         string
 	noHeaders      bool
 	withDependency bool
+	outsideDep     bool
+	dnsPolicy      string
 
 	manifests  string
 	archives   []string
@@ -127,6 +134,8 @@ func (f *runFlags) register(cmd *cobra.Command) {
 	fl.StringVar(&f.preset, "preset", string(appspec.PresetWellBehaved), "the rehearsal app's variant: "+strings.Join(presetNames(), ", "))
 	fl.BoolVar(&f.noHeaders, "no-headers", false, "the rehearsal app without its attribution headers (X-Pod-Name...), as a user's app: errors are attributed by correlation")
 	fl.BoolVar(&f.withDependency, "with-dependency", false, "the rehearsal app calls a dependency (deployed beside it) by its cluster name on every request: for the DNS scenarios")
+	fl.BoolVar(&f.outsideDep, "outside-dependency", false, "as --with-dependency, but the dependency is reached as a service outside the cluster: by the control plane node's name (the nodes' DNS knows it) on NodePort "+fmt.Sprint(outsideDependencyPort)+" (kind clusters)")
+	fl.StringVar(&f.dnsPolicy, "dns-policy", "", "the rehearsal app's dnsPolicy: ClusterFirst (Kubernetes' default: the cluster's DNS) or Default (the resolver of the node each pod runs on)")
 
 	fl.StringVar(&f.manifests, "manifests", "", "your own app instead of the rehearsal app: `PATH` of a YAML file, a directory of them, or a kustomize directory")
 	fl.StringSliceVar(&f.archives, "image-archive", nil, "with --manifests: image archives (docker save, OCI tar) your manifests use, comma-separated; loaded into every node")
@@ -221,14 +230,28 @@ func (f *runFlags) options(cmd *cobra.Command, stderr io.Writer) ([]harness.Opti
 			if f.noHeaders {
 				spec = spec.WithoutAttributionHeaders()
 			}
-			if f.withDependency {
+			switch {
+			case f.withDependency && f.outsideDep:
+				bad("--with-dependency and --outside-dependency both add the dependency: give one")
+			case f.outsideDep && existing:
+				bad("--outside-dependency needs a kind cluster rehearse can name a node of: drop it with --kubeconfig or --context")
+			case f.outsideDep:
+				// A rooted name: one query, no search domains.
+				spec = spec.WithOutsideDependency(f.cluster+"-control-plane.", outsideDependencyPort)
+			case f.withDependency:
 				spec = spec.WithDependency()
+			}
+			switch corev1.DNSPolicy(f.dnsPolicy) {
+			case "", corev1.DNSClusterFirst, corev1.DNSDefault:
+				spec.DNSPolicy = corev1.DNSPolicy(f.dnsPolicy)
+			default:
+				bad("--dns-policy %q: use ClusterFirst or Default", f.dnsPolicy)
 			}
 			app = harness.RehearsalApp(spec)
 		}
 	} else {
-		if changed("preset") || f.noHeaders || f.withDependency {
-			bad("--preset, --no-headers and --with-dependency choose the rehearsal app: drop them with --manifests (your own app)")
+		if changed("preset") || f.noHeaders || f.withDependency || f.outsideDep || changed("dns-policy") {
+			bad("--preset, --no-headers, --with-dependency, --outside-dependency and --dns-policy choose the rehearsal app: drop them with --manifests (your own app)")
 		}
 		if _, err := os.Stat(f.manifests); err != nil {
 			bad("--manifests %s: %v: give a YAML file, a directory of them, or a kustomize directory", f.manifests, errors.Unwrap(err))

@@ -167,7 +167,7 @@ func (a *analysis) attribute(i int) Attribution {
 		// was sent just before (in flight at SIGTERM), is the shutdown's;
 		// not an error the app answered before it learned of the shutdown
 		// (during a preStop sleep it serves as before).
-		case r.Terminating || a.deletedBy(p, r.End()) && !a.answeredBeforeNotice(p, r):
+		case (r.Terminating || a.deletedBy(p, r.End()) && !a.answeredBeforeNotice(p, r)) && !a.neverServed(p):
 			out.Cause = CauseShutdown
 		case a.restartWindowAt(p, t):
 			out.Cause = CauseRestart
@@ -180,6 +180,15 @@ func (a *analysis) attribute(i int) Attribution {
 		return out
 	}
 	return a.correlate(r, out)
+}
+
+// neverServed reports whether the pod is known to have served nobody:
+// requests a client could attribute reached it and none succeeded. Its
+// failures while it shut down are not the shutdown's: it failed before
+// (a pod on a broken node, say). Where no client can attribute requests
+// nothing is known, and shutdown keeps its blame.
+func (a *analysis) neverServed(p *timeline.PodLifecycle) bool {
+	return len(a.successes[p]) == 0 && len(a.reached[p]) > 0
 }
 
 func firstReadyOr(p *timeline.PodLifecycle, def time.Duration) time.Duration {
@@ -228,7 +237,7 @@ func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 			lost = append(lost, p)
 			continue
 		}
-		if from, to, ok := a.shutdownWindow(p); ok && r.End() >= from && t <= to && !a.answeredBeforeNotice(p, r) {
+		if from, to, ok := a.shutdownWindow(p); ok && r.End() >= from && t <= to && !a.answeredBeforeNotice(p, r) && !a.neverServed(p) {
 			stopping = append(stopping, p)
 			continue
 		}

@@ -75,14 +75,20 @@ func TestCgroupV1OnlyMovingToV2(t *testing.T) {
 }
 
 // Memory that jumps after a move, with a runtime that says nothing, fails
-// as a resource regression.
+// as a resource regression: class 5 where the move changed the cgroup
+// version, no class where it did not (the limits seen did not change).
 func TestCgroupMemoryJumpIsARegression(t *testing.T) {
 	quiet := func(mem int64) timeline.ResourceSample {
 		return timeline.ResourceSample{MemoryLimit: 512 * mib, ContainerSee: "v1", MemoryWorkingSet: mem}
 	}
-	c := audit("v1", "v1", quiet(60*mib), quiet(300*mib))
+	c := audit("v1", "v2", quiet(60*mib), quiet(300*mib))
+	require.Equal(t, verdict.Fail, c.Status, c.Summary)
+	assert.Equal(t, verdict.ClassCgroup, c.Diagnosis.Class)
+	c = audit("v1", "v1", quiet(60*mib), quiet(300*mib))
 	require.Equal(t, verdict.Fail, c.Status, c.Summary)
 	assert.Contains(t, c.Diagnosis.Title, "memory use jumped")
+	assert.Equal(t, verdict.ClassNone, c.Diagnosis.Class, "the same cgroup version before and after: not class 5")
+	assert.Contains(t, c.Summary, "same cgroup version")
 	assert.Contains(t, c.Details[1], "does not say what its runtime detected")
 	c = audit("v1", "v1", quiet(60*mib), quiet(65*mib))
 	assert.Equal(t, verdict.Pass, c.Status, c.Summary)

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"cmp"
 	"fmt"
 	"sort"
 	"strings"
@@ -130,6 +131,15 @@ func (a *analysis) cgroupCheck(w *window) Check {
 		c.Status = Fail
 		c.Summary = fmt.Sprintf("%s of the app ran with a runtime blind to its container limits (%s)", plural(len(blindPods), "pod", "pods"), modes)
 		c.Diagnosis = &Diagnosis{Class: ClassCgroup, Title: ClassCgroup.Title(), Evidence: append(blind, ooms...), Fix: fixCgroup}
+	case grew && sameCgroup(nodes, before, after):
+		// Nothing about the limits the runtimes saw changed: a jump has
+		// another cause, and saying class 5 would send people the wrong way.
+		c.Status = Fail
+		c.Summary = fmt.Sprintf("memory per pod grew from %s to %s after the pods moved, on nodes of the same cgroup version (limit +%.0f%%; %s)",
+			bytesText(memBefore), bytesText(memAfter), a.th.MaxMemoryGrowth*100, modes)
+		c.Diagnosis = &Diagnosis{Class: ClassNone, Title: "memory use jumped after the pods moved", Evidence: ooms,
+			Fix: "the runtimes saw the same limits before and after (the same cgroup version): compare what the pods did on their new nodes " +
+				"(failing calls piling up, caches refilling, a different kernel or runtime of the new node image)"}
 	case grew:
 		c.Status = Fail
 		c.Summary = fmt.Sprintf("memory per pod grew from %s to %s after the pods moved (limit +%.0f%%; %s)", bytesText(memBefore), bytesText(memAfter), a.th.MaxMemoryGrowth*100, modes)
@@ -148,6 +158,21 @@ func (a *analysis) cgroupCheck(w *window) Check {
 		}
 	}
 	return c
+}
+
+// sameCgroup reports whether the pods ran on nodes of one and the same
+// cgroup version (nodes: node -> version) before and after they moved,
+// known for every sample.
+func sameCgroup(nodes map[string]string, before, after []sampled) bool {
+	version := ""
+	for _, s := range append(append([]sampled{}, before...), after...) {
+		v := cmp.Or(nodes[s.node], s.Cgroup)
+		if v == "" || version != "" && v != version {
+			return false
+		}
+		version = v
+	}
+	return version != ""
 }
 
 // oomKills are the app's containers the kernel killed for memory in the window.

@@ -172,6 +172,22 @@ func (a *analysis) diagnose(w *window, failed []int, retries bool) *Diagnosis {
 		}
 	}
 	d.Fix = a.fixFor(w, d.Class, dom, absorbed, len(failed))
+	if ev, ok := a.failuresFollowImage(w, failed); ok {
+		d.Evidence = append(d.Evidence, ev)
+		// The image is the root cause; what the app did about it (readiness
+		// that did not show it, no retry to a good pod) comes second.
+		switch d.Class {
+		case ClassDNS:
+			d.Fix = fixDNSNodeImage
+		case ClassNone, ClassNotReadyTraffic, ClassNoRetries:
+			if d.Class == ClassNotReadyTraffic {
+				d.Fix = fixNodeImage + "; " + fixReadinessOnBrokenNode
+			} else {
+				d.Fix = fixNodeImage
+			}
+			d.Class, d.Title = ClassNone, "the app failed on the nodes of the new node image"
+		}
+	}
 	if dom == CauseNodeLost {
 		if d.Class == ClassZeroReady {
 			d.Title, d.Fix = "every ready replica ran on the lost node", fixSpread

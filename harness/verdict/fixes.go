@@ -30,6 +30,19 @@ const (
 		"endpoint with a short per-try timeout (Envoy retry_on connect-failure,reset with retry_host_predicate " +
 		"previous_hosts; ingress-nginx proxy_next_upstream error timeout), and eject endpoints that stop " +
 		"answering (outlier detection)"
+	fixNodeImage = "hold the upgrade (AKS: leave the pool on its node image, with the node OS upgrade " +
+		"channel off, until a fixed image ships) and compare what the two images give a pod: the resolver file " +
+		"the kubelet hands to pods with dnsPolicy Default (kubelet resolvConf), the cgroup version, the kernel " +
+		"and its sysctls, the container runtime; the app's logs on the new nodes name the call that failed"
+	fixReadinessOnBrokenNode = "the pods there were Ready yet never served: a readiness probe that " +
+		"exercises what a request needs (its dependency's name resolving, say) keeps such pods out of the " +
+		"Service, and a budget then stops the upgrade at its drain instead of letting it replace every node"
+	fixDNSNodeImage = "the new node image broke name resolution on its nodes: hold the upgrade until an image " +
+		"with a working resolver configuration ships, and compare the resolver file the kubelet hands to pods " +
+		"with dnsPolicy Default and to CoreDNS (kubelet resolvConf): on nodes with a local stub resolver it must " +
+		"name the real upstream servers (/run/systemd/resolve/resolv.conf), never the stub's 127.0.0.53, which " +
+		"inside a pod is the pod itself; in the app, resolve through the cluster's DNS (dnsPolicy ClusterFirst) " +
+		"unless it needs the node's resolver, and cache resolved addresses"
 	fixUnexplained = "no pod or endpoint event explains these failures: look at what happened at " +
 		"those times (the events listed, the app's logs, kube-proxy and the CNI on the nodes involved)"
 )

@@ -13,6 +13,11 @@
 //     upgrade fails within 3 minutes naming the budget (class 2), the node
 //     stays cordoned and quarantined with its surge node kept, and the
 //     revert returns the cluster to its earlier nodes;
+//   - an upgrade to a node image whose kubelet hands pods a resolver file
+//     naming a stub resolver (127.0.0.53): an app resolving its dependency
+//     through the cluster's DNS passes, one using its node's resolver fails
+//     with class 6 and the failures shown to follow the node image
+//     (resolverCases);
 //   - last, a Kubernetes minor upgrade from the "from" to the "to" version:
 //     the control plane in place with kubeadm (the API server's
 //     unavailability recorded), then the workers surged; the well-behaved
@@ -42,6 +47,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/e2e-framework/pkg/envconf"
 	"sigs.k8s.io/e2e-framework/pkg/features"
@@ -163,10 +169,198 @@ func TestNodeImageUpgrade(t *testing.T) {
 		}).Feature()
 
 	// make test's core: a drain (class 10), the surge upgrade that passes, the
-	// blocking budget (class 2) and the minor upgrade; REHEARSE_FULL=1 adds
-	// the drains of the other variants and the 100% surge without a budget.
-	suite.Env.Test.Test(t, suite.Select(append(drainFeatures(), well, noPDB, blocking, minorUp),
-		"drain-single-replica", "surge-1", "blocking-pdb-cordon", "kubernetes-upgrade")...)
+	// node image whose resolver is broken (resilient passes, fragile fails
+	// class 6), the blocking budget (class 2) and the minor upgrade;
+	// REHEARSE_FULL=1 adds the drains of the other variants, the 100% surge
+	// without a budget and the fragile app without its headers.
+	fs := append(drainFeatures(), well)
+	fs = append(fs, resolverFeatures()...)
+	fs = append(fs, noPDB, blocking, minorUp)
+	suite.Env.Test.Test(t, suite.Select(fs, "drain-single-replica", "surge-1", "resolver-stub-resilient", "resolver-stub-fragile",
+		"blocking-pdb-cordon", "kubernetes-upgrade")...)
+}
+
+// resolverCases upgrade the workers to the resolver-stub node image (its
+// kubelet hands pods a resolver file naming 127.0.0.53, a stub resolver
+// that inside a pod is the pod itself: catalogue class 6) under an app
+// that calls a dependency outside the cluster by a host name (the control
+// plane node's name, which Docker's DNS knows, on a NodePort of the
+// dependency's Service):
+//
+//   - the resilient app resolves through the cluster's DNS (dnsPolicy
+//     ClusterFirst; CoreDNS runs on the control plane, which the upgrade
+//     leaves alone) and passes with zero failed requests;
+//   - the fragile app uses its node's resolver (dnsPolicy Default) and
+//     resolves on every request: on the new nodes every request fails; it
+//     fails with class 6, the failures shown to follow the node image, with
+//     and without its headers (without them the diagnosis can only name the
+//     image).
+//
+// A finished upgrade is not rolled back (AKS cannot either): after each
+// case the workers are upgraded again, to the image they ran before, with
+// no app, no load and no verdict (harness.Perform), as a platform team
+// would ship the fixed image.
+var resolverCases = []struct {
+	name     string
+	preset   appspec.Preset
+	policy   corev1.DNSPolicy
+	headers  bool
+	nodePort int32 // the dependency's: each case its own, as namespaces overlap
+}{
+	{"resolver-stub-resilient", appspec.PresetWellBehaved, corev1.DNSClusterFirst, true, 30091},
+	{"resolver-stub-fragile", appspec.PresetNoRetry, corev1.DNSDefault, true, 30092},
+	{"resolver-stub-fragile-noheaders", appspec.PresetNoRetry, corev1.DNSDefault, false, 30093},
+}
+
+func resolverFeatures() []features.Feature {
+	var fs []features.Feature
+	for _, c := range resolverCases {
+		what := "the " + strings.TrimPrefix(c.name, "resolver-stub-") + " app fails with the node image named"
+		if c.preset == appspec.PresetWellBehaved {
+			what = "the app resolving through the cluster's DNS passes with zero failed requests"
+		}
+		fs = append(fs, features.New(c.name).Assess(what, func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+			controlPlane := coreDNSOnControlPlane(ctx, t)
+			healthy := workerImage(ctx, t)
+			require.NotContains(t, healthy, "-resolver-stub-", "the workers must start on a working node image")
+			// Registered before the case's own clean-up, so it runs after
+			// it, once the app is gone: whatever the verdict, the workers
+			// go back to the image they ran, for the cases after this one
+			// (a Kubernetes upgrade would roll CoreDNS onto broken nodes).
+			t.Cleanup(func() { upgradeBack(t, healthy) })
+			dnsBefore := suite.ClusterDNS(ctx, t)
+			spec, err := appspec.PresetSpec(c.preset, appspec.Image)
+			require.NoError(t, err)
+			spec.DNSPolicy = c.policy
+			// A rooted name (trailing dot): no search domains are tried, so
+			// each lookup is one query, answered by Docker's DNS.
+			spec = spec.WithOutsideDependency(controlPlane+".", c.nodePort)
+			if !c.headers {
+				spec = spec.WithoutAttributionHeaders()
+			}
+			res := rehearseSpec(ctx, t, c.name, spec, upgrade.KindNodeImage, map[string]string{"variant": "resolver-stub", "maxSurge": "1"})
+			if c.preset == appspec.PresetWellBehaved {
+				require.Equal(t, verdict.Pass, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+				for _, k := range suite.Clients {
+					assert.Greater(t, res.Loads[k].Sent, 2500, "%s client requests", k)
+					assert.Zero(t, res.Loads[k].Failed, "%s client: no request may fail", k)
+				}
+			} else {
+				require.Equal(t, verdict.Fail, res.Report.Outcome, "outcome (%s)", res.Report.Reason)
+				for _, k := range suite.Clients {
+					ch, ok := res.Report.Check(verdict.CheckErrorRate + "/" + k.String())
+					require.True(t, ok)
+					require.Equal(t, verdict.Fail, ch.Status, ch.Summary)
+					require.NotNil(t, ch.Diagnosis)
+					if c.headers {
+						assert.Equal(t, verdict.ClassDNS, ch.Diagnosis.Class, ch.Diagnosis.Title)
+						assert.Contains(t, ch.Diagnosis.Fix, "127.0.0.53")
+					}
+					// Without headers only the gateway, which chose the pod,
+					// knows where a request failed.
+					if c.headers || k == timeline.ClientGateway {
+						assert.Contains(t, evidence(ch.Diagnosis), "the failures follow the node image")
+					}
+					if !c.headers && k == timeline.ClientGateway {
+						assert.Equal(t, "the app failed on the nodes of the new node image", ch.Diagnosis.Title)
+					}
+				}
+			}
+			nodes, err := suite.Env.Target.Nodes(ctx)
+			require.NoError(t, err)
+			for _, n := range nodes {
+				if !n.ControlPlane {
+					assert.Contains(t, n.Image, "-resolver-stub-", "node %s runs the broken image", n.Name)
+				}
+			}
+			assert.Equal(t, dnsBefore, suite.ClusterDNS(ctx, t), "the cluster's DNS is as it was: the image broke only what its kubelet hands to pods")
+			return ctx
+		}).Feature())
+	}
+	return fs
+}
+
+// workerImage is the image the workers run (all of them: the cases leave
+// them on one).
+func workerImage(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	nodes, err := suite.Env.Target.Nodes(ctx)
+	require.NoError(t, err)
+	image := ""
+	for _, n := range nodes {
+		if n.ControlPlane {
+			continue
+		}
+		require.True(t, image == "" || image == n.Image, "the workers run different images: %s and %s", image, n.Image)
+		image = n.Image
+	}
+	require.NotEmpty(t, image, "no worker")
+	return image
+}
+
+// upgradeBack upgrades the workers to image all at once (maxUnavailable
+// 100%, no surge: nothing runs there to protect), unjudged.
+func upgradeBack(t *testing.T, image string) {
+	ctx := context.Background()
+	if workerImageOr(ctx, "") == image {
+		return
+	}
+	out, err := harness.Perform(ctx, suite.Env.Target, harness.Scenario(upgrade.KindNodeImage,
+		map[string]string{"image": image, "maxSurge": "0", "maxUnavailable": "100%"}), harness.PerformOptions{})
+	if err == nil {
+		err = out.Err
+	}
+	if err != nil {
+		t.Errorf("upgrading the workers back to %s: %v", image, err)
+		return
+	}
+	assert.Equal(t, image, workerImageOr(ctx, ""), "the workers are back on their image")
+}
+
+// workerImageOr is the first worker's image, or `or` when none can be read.
+func workerImageOr(ctx context.Context, or string) string {
+	nodes, err := suite.Env.Target.Nodes(ctx)
+	if err != nil {
+		return or
+	}
+	for _, n := range nodes {
+		if !n.ControlPlane {
+			return n.Image
+		}
+	}
+	return or
+}
+
+// coreDNSOnControlPlane requires every CoreDNS pod to run on the control
+// plane (where kubeadm put them; the upgraded pool is the workers), so the
+// resilient case judges the app, not where CoreDNS happened to be, and
+// returns the control plane node's name.
+func coreDNSOnControlPlane(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	nodes, err := suite.Env.Target.Nodes(ctx)
+	require.NoError(t, err)
+	controlPlane := map[string]bool{}
+	name := ""
+	for _, n := range nodes {
+		if n.ControlPlane {
+			controlPlane[n.Name], name = true, n.Name
+		}
+	}
+	require.NotEmpty(t, name, "no control plane node")
+	pods, err := suite.Env.Target.Client().CoreV1().Pods("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "k8s-app=kube-dns"})
+	require.NoError(t, err)
+	for _, p := range pods.Items {
+		require.True(t, controlPlane[p.Spec.NodeName], "CoreDNS pod %s runs on %s, not the control plane: the case would judge where CoreDNS is", p.Name, p.Spec.NodeName)
+	}
+	return name
+}
+
+func evidence(d *verdict.Diagnosis) string {
+	var b strings.Builder
+	for _, e := range d.Evidence {
+		b.WriteString(e.Text + "\n")
+	}
+	return b.String()
 }
 
 // drainCases are the misbehaving variants a drain must catch.
