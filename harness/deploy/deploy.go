@@ -49,24 +49,30 @@ func App(ctx context.Context, cfg *rest.Config, client kubernetes.Interface, spe
 	if err != nil {
 		return Deployed{}, err
 	}
-	// The dependency serves before the app calls it: the app's first
-	// requests would fail otherwise, and the baseline with them.
+	// The dependency serves before the app is called (its first requests
+	// would fail otherwise, and the baseline with them): both start at
+	// once, and both must be available before this returns (the app's
+	// readiness does not depend on it).
+	var dep *appspec.Spec
 	if d := spec.Dependency; d != nil {
-		dep := *d
-		dep.Namespace = spec.Namespace
-		dm, err := dep.Manifests()
+		dd := *d
+		dd.Namespace = spec.Namespace
+		dm, err := dd.Manifests()
 		if err != nil {
 			return Deployed{}, err
 		}
-		if err := ap.ApplyTyped(ctx, dep.Namespace, dm.Objects()...); err != nil {
+		if err := ap.ApplyTyped(ctx, dd.Namespace, dm.Objects()...); err != nil {
 			return Deployed{}, err
 		}
-		if err := WaitAvailable(ctx, client, dep.Namespace, dep.Name); err != nil {
-			return Deployed{}, fmt.Errorf("the app's dependency: %w", err)
-		}
+		dep = &dd
 	}
 	if err := ap.ApplyTyped(ctx, spec.Namespace, manifests.Objects()...); err != nil {
 		return Deployed{}, err
+	}
+	if dep != nil {
+		if err := WaitAvailable(ctx, client, dep.Namespace, dep.Name); err != nil {
+			return Deployed{}, fmt.Errorf("the app's dependency: %w", err)
+		}
 	}
 	if err := WaitAvailable(ctx, client, spec.Namespace, spec.Name); err != nil {
 		return Deployed{}, err

@@ -221,6 +221,7 @@ type Observer struct {
 
 	pods  podTracker
 	eps   endpointTracker
+	dns   dnsTracker
 	nds   nodeTracker
 	evs   eventTracker
 	logs  logFollowers
@@ -446,6 +447,14 @@ func (o *Observer) setup() error {
 			return err
 		}
 		o.watches = append(o.watches, w)
+	}
+
+	// The cluster's DNS goes with the nodes: both are the cluster around
+	// the app, which an observer of the app alone (WithoutNodes) leaves out.
+	if o.nodes && !(ns == ClusterDNSNamespace && o.target.Service == ClusterDNSService) {
+		if err := o.watchClusterDNS(o.runCtx); err != nil {
+			return err
+		}
 	}
 
 	if o.events {

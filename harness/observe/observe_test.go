@@ -677,3 +677,52 @@ func TestForceDeletedReadyPod(t *testing.T) {
 	require.Len(t, lc, 1)
 	assert.Equal(t, []timeline.Interval{{From: r.o.startAt, To: got[3].Offset}}, lc[0].ReadyIntervals)
 }
+
+func dnsSlice(ready ...bool) *discoveryv1.EndpointSlice {
+	s := &discoveryv1.EndpointSlice{
+		ObjectMeta:  metav1.ObjectMeta{Name: "kube-dns-x", Namespace: ClusterDNSNamespace, Labels: map[string]string{discoveryv1.LabelServiceName: ClusterDNSService}},
+		AddressType: discoveryv1.AddressTypeIPv4,
+	}
+	for i, r := range ready {
+		s.Endpoints = append(s.Endpoints, discoveryv1.Endpoint{
+			Addresses:  []string{fmt.Sprintf("10.244.0.%d", i+2)},
+			Conditions: discoveryv1.EndpointConditions{Ready: ptr(r)},
+			NodeName:   ptr("cp"),
+			TargetRef:  &corev1.ObjectReference{Kind: "Pod", Name: fmt.Sprintf("coredns-%d", i)},
+		})
+	}
+	return s
+}
+
+func isClusterDNS(e timeline.Event) bool { return e.Kind == timeline.EvClusterDNS }
+
+// The cluster's DNS is the second target: its ready endpoints at the start
+// and whenever their number changes, never the app's endpoint events.
+func TestClusterDNS(t *testing.T) {
+	r := start(t, []runtime.Object{dnsSlice(true, true)})
+	got := r.waitKinds(1, isClusterDNS)
+	assert.Equal(t, "2", got[0].Name)
+	assert.True(t, got[0].Initial())
+	assert.Contains(t, got[0].Detail, "coredns-0 on cp")
+	s := dnsSlice(false, false)
+	_, err := r.cs.DiscoveryV1().EndpointSlices(ClusterDNSNamespace).Update(bg, s, metav1.UpdateOptions{})
+	require.NoError(t, err)
+	got = r.waitKinds(2, isClusterDNS)
+	assert.Equal(t, "0", got[1].Name)
+	assert.Empty(t, filter(r.tl.Events(), isEndpoint), "CoreDNS's endpoints are not the app's")
+}
+
+// An identity that may not read kube-system rehearses without it, saying so.
+func TestClusterDNSForbiddenIsANote(t *testing.T) {
+	cs := fake.NewClientset()
+	cs.PrependReactor("list", "endpointslices", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetNamespace() != ClusterDNSNamespace {
+			return false, nil, nil
+		}
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Resource: "endpointslices"}, "", fmt.Errorf("RBAC: no"))
+	})
+	r := startOn(t, cs, nil)
+	notes := r.waitKinds(1, func(e timeline.Event) bool { return e.Kind == timeline.EvNote && e.Name == "cluster DNS not watched" })
+	assert.Contains(t, notes[0].Detail, "forbidden")
+	assert.Empty(t, filter(r.tl.Events(), isClusterDNS))
+}

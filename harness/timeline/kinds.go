@@ -209,6 +209,10 @@ const (
 	// end of), Detail (a ResourceSample as JSON): what the pod's runtime
 	// saw of its limits and what it used.
 	EvResourceSample
+	// EvClusterDNS: Name (how many endpoints of the cluster's DNS Service,
+	// kube-system/kube-dns, are ready: a number), Detail (which): recorded
+	// at the start and whenever that number changes.
+	EvClusterDNS
 	numEventKinds
 )
 
@@ -255,6 +259,7 @@ var eventKindNames = [numEventKinds]string{
 	EvNodeStopped:          "NodeStopped",
 	EvNodeCgroup:           "NodeCgroup",
 	EvResourceSample:       "ResourceSample",
+	EvClusterDNS:           "ClusterDNS",
 }
 
 func (k EventKind) String() string {

@@ -64,6 +64,15 @@ func (a *analysis) dnsCheck(w *window) Check {
 		count("failed_after_repair", after), count("failed_said_dns", saidDNS),
 		seconds("broken_for", fixed-broke), seconds("recovery_after_repair", recovery), count("pods_not_ready_while_broken", notReady),
 	}}
+	if lowest, _, downTo, known := clusterDNSDuring(clusterDNSSeries(a.s.Events), broke, fixed); known {
+		c.Measured = append(c.Measured, count("coredns_ready_lowest", lowest))
+		// Recovery measured from CoreDNS serving again, where it was down:
+		// the repair step ends only once it is, but a client's lookups
+		// reach it through kube-proxy's next sync.
+		if lowest == 0 && lastFail >= downTo {
+			c.Measured = append(c.Measured, seconds("recovery_after_coredns_ready", lastFail-downTo))
+		}
+	}
 	if sent == 0 {
 		return cannotJudge("", fmt.Sprintf("no request was sent while name resolution was broken (%s to %s)", fmtAt(broke), fmtAt(fixed)),
 			"keep the load running through the fault", c.Measured...)
@@ -95,6 +104,9 @@ func (a *analysis) dnsCheck(w *window) Check {
 			"%d requests failed after the repair at %s, the last %s later: resolution came back for the app only then "+
 				"(the repaired DNS server's endpoints reach the nodes' proxies late); a retry with backoff would have bridged it",
 			after, fmtAt(fixed), dur(recovery))})
+	}
+	if ev, ok := a.clusterDNSEvidence(broke, fixed); ok {
+		d.Evidence = append(d.Evidence, ev)
 	}
 	if notReady == 0 {
 		d.Evidence = append(d.Evidence, Evidence{At: broke, Until: fixed, Text: "no pod went NotReady meanwhile: its readiness did not show the broken dependency (which is right for a shared dependency: taking every pod out would make it worse), so the app must absorb the failure itself"})

@@ -172,6 +172,12 @@ func (a *analysis) diagnose(w *window, failed []int, retries bool) *Diagnosis {
 		}
 	}
 	d.Fix = a.fixFor(w, d.Class, dom, absorbed, len(failed))
+	if d.Class == ClassDNS && len(failed) > 0 {
+		first, last := a.s.Requests[failed[0]].Offset, a.s.Requests[failed[len(failed)-1]].Offset
+		if ev, ok := a.clusterDNSEvidence(first, last+1); ok {
+			d.Evidence = append(d.Evidence, ev)
+		}
+	}
 	if ev, ok := a.failuresFollowImage(w, failed); ok {
 		d.Evidence = append(d.Evidence, ev)
 		// The image is the root cause; what the app did about it (readiness

@@ -183,3 +183,34 @@ func TestNoFaultNeverPasses(t *testing.T) {
 	rep = verdict.Judge(b.TL, verdict.DefaultThresholds(), verdict.CheckLoad, verdict.CheckBaseline)
 	assert.NotEqual(t, verdict.CannotJudge, rep.Outcome, "the gate's own checks need no fault: %s", rep.String())
 }
+
+// The cluster's DNS watched as a second target: down with the outage, the
+// dns check says when and measures recovery from CoreDNS serving again; up
+// throughout (packets dropped on the way), it says so, pointing elsewhere.
+func TestDNSCheckTellsWhatCoreDNSDid(t *testing.T) {
+	failing := func(at time.Duration) (int, string) {
+		if at >= S(7) && at < S(17.5) {
+			return 502, "dns"
+		}
+		return 0, ""
+	}
+	b := dnsRun(failing)
+	b.Event(timeline.Event{Offset: 0, Kind: timeline.EvClusterDNS, Name: "2", Detail: timeline.InitialState + "kube-system/kube-dns: 2 ready endpoints"})
+	b.Event(timeline.Event{Offset: S(7.5), Kind: timeline.EvClusterDNS, Name: "0"})
+	b.Event(timeline.Event{Offset: S(16.5), Kind: timeline.EvClusterDNS, Name: "1"})
+	c := judgeDNS(t, b)
+	require.Equal(t, verdict.Fail, c.Status, c.Summary)
+	low, ok := c.Figure("coredns_ready_lowest")
+	require.True(t, ok)
+	assert.Zero(t, low.Value)
+	rec, ok := c.Figure("recovery_after_coredns_ready")
+	require.True(t, ok)
+	assert.InDelta(t, 1.0, rec.Value, 0.02, "the last failure 1 s after CoreDNS was ready again")
+	assert.Contains(t, strings.Join(evidenceTexts(c.Diagnosis), "\n"), "had no ready endpoint from 7.500s to 16.500s")
+
+	b = dnsRun(failing)
+	b.Event(timeline.Event{Offset: 0, Kind: timeline.EvClusterDNS, Name: "2", Detail: timeline.InitialState + "kube-system/kube-dns: 2 ready endpoints"})
+	c = judgeDNS(t, b)
+	require.Equal(t, verdict.Fail, c.Status, c.Summary)
+	assert.Contains(t, strings.Join(evidenceTexts(c.Diagnosis), "\n"), "kept at least 2 ready endpoints meanwhile: it was up")
+}

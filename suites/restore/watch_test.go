@@ -62,7 +62,7 @@ func TestWatch(t *testing.T) {
 				out := t.TempDir()
 				var log bytes.Buffer
 				w := exec.Command(binary, "watch", "--cluster", clusterName, "--namespace", "rehearsal-watch", "--preset", string(c.preset),
-					"--for", "15m", "--stop-after", "1", "--expect-upgrade", "--baseline", "20s", "--recovery", "20s", "--quiet-period", "30s",
+					"--for", "15m", "--stop-after", "1", "--expect-upgrade", "--baseline", "10s", "--recovery", "10s", "--quiet-period", "30s",
 					"--out", out)
 				w.Stdout, w.Stderr = &log, &log
 				require.NoError(t, w.Start())
@@ -79,7 +79,7 @@ func TestWatch(t *testing.T) {
 					return strings.Contains(log.String(), "watching for"), nil
 				})
 				require.NoError(t, err, "the watch did not start watching; output:\n%s", log.String())
-				time.Sleep(25 * time.Second)
+				time.Sleep(15 * time.Second)
 
 				args := []string{"perform", "--cluster", clusterName, "--scenario", c.scenario}
 				for _, kv := range c.set {
