@@ -230,11 +230,15 @@ func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 		out.Cause = CauseZeroReady
 		return out
 	}
-	var lost, stopping, starting, restarting []*timeline.PodLifecycle
+	var lost, broken, stopping, starting, restarting []*timeline.PodLifecycle
 	for k := range a.pods {
 		p := &a.pods[k]
 		if (r.Err.IsConnection() || a.lostAddressAnswer(r)) && a.lostWindowContains(p, r, true) {
 			lost = append(lost, p)
+			continue
+		}
+		if a.neverServed(p) && p.EndpointReadyAt(t) {
+			broken = append(broken, p)
 			continue
 		}
 		if from, to, ok := a.shutdownWindow(p); ok && r.End() >= from && t <= to && !a.answeredBeforeNotice(p, r) && !a.neverServed(p) {
@@ -253,6 +257,11 @@ func (a *analysis) correlate(r *timeline.Request, out Attribution) Attribution {
 	switch {
 	case len(lost) > 0:
 		out.Cause, out.Pods = CauseNodeLost, lost
+	// An answered error while a Ready pod known to fail every request was
+	// in the Service: that pod's, rather than a pod shutting down that had
+	// served (a pod on a broken node, say, during an upgrade's drains).
+	case len(broken) > 0 && !r.Err.IsConnection():
+		out.Cause, out.Pods = CauseNotServing, broken
 	case len(stopping) > 0 && (r.Err.IsConnection() || len(starting) == 0):
 		out.Cause, out.Pods = CauseShutdown, stopping
 	case len(starting) > 0:

@@ -120,6 +120,12 @@ func TestANeverServingPodIsNotBlamedOnItsShutdown(t *testing.T) {
 		b.Request(timeline.Request{Offset: at + 3*time.Millisecond, Latency: time.Millisecond, Code: 502, ErrText: "502 Bad Gateway",
 			Err: timeline.ErrHTTP5xx, Client: timeline.ClientService})
 	}
+	// And while web-b, which served, shuts down (7-8 s), the Service's
+	// answered errors are the broken web-c's.
+	for at := S(7.2); at < S(8); at += 20 * time.Millisecond {
+		b.Request(timeline.Request{Offset: at + 3*time.Millisecond, Latency: time.Millisecond, Code: 502, ErrText: "502 Bad Gateway",
+			Err: timeline.ErrHTTP5xx, Client: timeline.ClientService})
+	}
 	s := b.Snapshot()
 	for _, at := range verdict.Attribute(&s, verdict.DefaultThresholds()) {
 		if s.Requests[at.Request].Client == timeline.ClientService {
