@@ -76,6 +76,13 @@ type analysis struct {
 
 	shutdownCache map[*window][]PodShutdown
 
+	// Memos of what several checks ask the same: whether a client's
+	// failures followed the node image (error-rate and longest-outage),
+	// and the cluster's DNS readiness over the run.
+	imageMemo map[imageQuery]imageAnswer
+	dnsSeries []dnsReadyAt
+	dnsRead   bool
+
 	// Nodes the harness powered off (NodeStopped), and the pods that died
 	// with them: each pod's power-off offset.
 	stops []timeline.Event

@@ -64,7 +64,7 @@ func (a *analysis) dnsCheck(w *window) Check {
 		count("failed_after_repair", after), count("failed_said_dns", saidDNS),
 		seconds("broken_for", fixed-broke), seconds("recovery_after_repair", recovery), count("pods_not_ready_while_broken", notReady),
 	}}
-	if lowest, _, downTo, known := clusterDNSDuring(clusterDNSSeries(a.s.Events), broke, fixed); known {
+	if lowest, _, downTo, known := clusterDNSDuring(a.clusterDNSSeries(), broke, fixed); known {
 		c.Measured = append(c.Measured, count("coredns_ready_lowest", lowest))
 		// Recovery measured from CoreDNS serving again, where it was down:
 		// the repair step ends only once it is, but a client's lookups

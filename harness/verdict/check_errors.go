@@ -186,10 +186,9 @@ func (a *analysis) diagnose(w *window, failed []int, retries bool) *Diagnosis {
 		case ClassDNS:
 			d.Fix = fixDNSNodeImage
 		case ClassNone, ClassNotReadyTraffic, ClassNoRetries:
+			d.Fix = fixNodeImage
 			if d.Class == ClassNotReadyTraffic {
-				d.Fix = fixNodeImage + "; " + fixReadinessOnBrokenNode
-			} else {
-				d.Fix = fixNodeImage
+				d.Fix += "; " + fixReadinessOnBrokenNode
 			}
 			d.Class, d.Title = ClassNone, "the app failed on the nodes of the new node image"
 		}

@@ -16,19 +16,23 @@ type dnsReadyAt struct {
 }
 
 // clusterDNSSeries reads the cluster's DNS readiness off the timeline (the
-// observer's ClusterDNS events), in order; empty when it was not watched.
-func clusterDNSSeries(events []timeline.Event) []dnsReadyAt {
-	var out []dnsReadyAt
-	for i := range events {
-		e := &events[i]
+// observer's ClusterDNS events) once, in order; empty when it was not
+// watched.
+func (a *analysis) clusterDNSSeries() []dnsReadyAt {
+	if a.dnsRead {
+		return a.dnsSeries
+	}
+	a.dnsRead = true
+	for i := range a.s.Events {
+		e := &a.s.Events[i]
 		if e.Kind != timeline.EvClusterDNS {
 			continue
 		}
 		if n, err := strconv.Atoi(e.Name); err == nil {
-			out = append(out, dnsReadyAt{at: e.Offset, ready: n})
+			a.dnsSeries = append(a.dnsSeries, dnsReadyAt{at: e.Offset, ready: n})
 		}
 	}
-	return out
+	return a.dnsSeries
 }
 
 // clusterDNSDuring describes the cluster's DNS over [from, to): the fewest
@@ -73,7 +77,7 @@ func clusterDNSDuring(series []dnsReadyAt, from, to time.Duration) (lowest int, 
 // resolve in [from, to): down (no ready endpoint), or up throughout, which
 // points away from CoreDNS to the resolver the failing pods used.
 func (a *analysis) clusterDNSEvidence(from, to time.Duration) (Evidence, bool) {
-	lowest, downFrom, downTo, known := clusterDNSDuring(clusterDNSSeries(a.s.Events), from, to)
+	lowest, downFrom, downTo, known := clusterDNSDuring(a.clusterDNSSeries(), from, to)
 	if !known {
 		return Evidence{}, false
 	}

@@ -129,11 +129,32 @@ func (a *analysis) nodeImageEvidence(w *window, client timeline.ClientKind) (Evi
 	return Evidence{At: first, Until: last, Count: fresh.failed, Text: text}, true
 }
 
+// imageQuery and imageAnswer memoize nodeImageEvidence.
+type imageQuery struct {
+	w      *window
+	client timeline.ClientKind
+}
+
+type imageAnswer struct {
+	ev Evidence
+	ok bool
+}
+
 // failuresFollowImage is nodeImageEvidence for the client of the failed
-// requests (a check's failures are one client's).
+// requests (a check's failures are one client's), worked out once per
+// window and client.
 func (a *analysis) failuresFollowImage(w *window, failed []int) (Evidence, bool) {
 	if len(failed) == 0 {
 		return Evidence{}, false
 	}
-	return a.nodeImageEvidence(w, a.s.Requests[failed[0]].Client)
+	q := imageQuery{w: w, client: a.s.Requests[failed[0]].Client}
+	ans, done := a.imageMemo[q]
+	if !done {
+		if a.imageMemo == nil {
+			a.imageMemo = map[imageQuery]imageAnswer{}
+		}
+		ans.ev, ans.ok = a.nodeImageEvidence(w, q.client)
+		a.imageMemo[q] = ans
+	}
+	return ans.ev, ans.ok
 }

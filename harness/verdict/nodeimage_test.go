@@ -1,6 +1,7 @@
 package verdict_test
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -71,7 +72,7 @@ func TestFailuresOnTheNewNodeImageAreNamed(t *testing.T) {
 		require.NotNil(t, c.Diagnosis)
 		assert.Equal(t, verdict.ClassDNS, c.Diagnosis.Class)
 		assert.Contains(t, c.Diagnosis.Fix, "127.0.0.53")
-		assert.Contains(t, evidenceText(c.Diagnosis), "pods on nodes of the new image new failed")
+		assert.Contains(t, strings.Join(evidenceTexts(c.Diagnosis), "\n"), "pods on nodes of the new image new failed")
 	})
 	t.Run("the app says nothing: the failures are the new image's", func(t *testing.T) {
 		r := judge(t, imageUpgradeRun(func(r *timeline.Request) {
@@ -83,7 +84,7 @@ func TestFailuresOnTheNewNodeImageAreNamed(t *testing.T) {
 		require.NotNil(t, c.Diagnosis)
 		assert.Equal(t, "the app failed on the nodes of the new node image", c.Diagnosis.Title)
 		assert.Contains(t, c.Diagnosis.Fix, "hold the upgrade")
-		assert.Contains(t, evidenceText(c.Diagnosis), "image the cluster began with (old) 0 of")
+		assert.Contains(t, strings.Join(evidenceTexts(c.Diagnosis), "\n"), "image the cluster began with (old) 0 of")
 	})
 	t.Run("failures on both images are not the image's", func(t *testing.T) {
 		b := imageUpgradeRun(func(r *timeline.Request) {})
@@ -94,16 +95,8 @@ func TestFailuresOnTheNewNodeImageAreNamed(t *testing.T) {
 		r := judge(t, b)
 		c, _ := r.Check(verdict.CheckErrorRate + "/gateway")
 		require.NotNil(t, c.Diagnosis)
-		assert.NotContains(t, evidenceText(c.Diagnosis), "follow the node image")
+		assert.NotContains(t, strings.Join(evidenceTexts(c.Diagnosis), "\n"), "follow the node image")
 	})
-}
-
-func evidenceText(d *verdict.Diagnosis) string {
-	s := ""
-	for _, e := range d.Evidence {
-		s += e.Text + "\n"
-	}
-	return s
 }
 
 // A pod that never served anyone (every request the gateway sent it failed)

@@ -41,6 +41,7 @@ package upgrade
 import (
 	"context"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -284,25 +285,30 @@ func resolverFeatures() []features.Feature {
 // them on one).
 func workerImage(ctx context.Context, t *testing.T) string {
 	t.Helper()
+	images := workerImages(ctx, t)
+	require.Len(t, images, 1, "the workers run one image")
+	return images[0]
+}
+
+// workerImages lists the images the workers run, each once.
+func workerImages(ctx context.Context, t *testing.T) []string {
+	t.Helper()
 	nodes, err := suite.Env.Target.Nodes(ctx)
 	require.NoError(t, err)
-	image := ""
+	var out []string
 	for _, n := range nodes {
-		if n.ControlPlane {
-			continue
+		if !n.ControlPlane && !slices.Contains(out, n.Image) {
+			out = append(out, n.Image)
 		}
-		require.True(t, image == "" || image == n.Image, "the workers run different images: %s and %s", image, n.Image)
-		image = n.Image
 	}
-	require.NotEmpty(t, image, "no worker")
-	return image
+	return out
 }
 
 // upgradeBack upgrades the workers to image all at once (maxUnavailable
 // 100%, no surge: nothing runs there to protect), unjudged.
 func upgradeBack(t *testing.T, image string) {
 	ctx := context.Background()
-	if workerImageOr(ctx, "") == image {
+	if slices.Equal(workerImages(ctx, t), []string{image}) {
 		return
 	}
 	out, err := harness.Perform(ctx, suite.Env.Target, harness.Scenario(upgrade.KindNodeImage,
@@ -314,21 +320,7 @@ func upgradeBack(t *testing.T, image string) {
 		t.Errorf("upgrading the workers back to %s: %v", image, err)
 		return
 	}
-	assert.Equal(t, image, workerImageOr(ctx, ""), "the workers are back on their image")
-}
-
-// workerImageOr is the first worker's image, or `or` when none can be read.
-func workerImageOr(ctx context.Context, or string) string {
-	nodes, err := suite.Env.Target.Nodes(ctx)
-	if err != nil {
-		return or
-	}
-	for _, n := range nodes {
-		if !n.ControlPlane {
-			return n.Image
-		}
-	}
-	return or
+	workersOn(ctx, t, image)
 }
 
 // coreDNSOnControlPlane requires every CoreDNS pod to run on the control
