@@ -232,22 +232,43 @@ func smokeChecks(ctx context.Context, stdout io.Writer, c *cluster.Cluster, work
 
 func newClusterAddWorkerCmd(stdout, stderr io.Writer) *cobra.Command {
 	from, _ := nodeimage.Versions()
-	var name, node, version string
+	var (
+		name, node, version, cgroup, accel string
+		vm                                 bool
+	)
 	cmd := &cobra.Command{
 		Use:   "add-worker",
-		Short: "Join a new worker, possibly at another Kubernetes version (as a surge upgrade does)",
+		Short: "Join a new worker, possibly at another Kubernetes version (as a surge upgrade does) or as a VM of another cgroup mode",
 		Long: `add-worker starts a node container like kind's own and joins it with kubeadm,
 at any version there is a node image for. The new node first gets, from the
 control plane, every image the cluster runs that its own image lacks, since
-there is no registry to pull them from.`,
-		Example: "  rehearse cluster add-worker --name rehearse-dev --k8s-version v1.34.4",
-		Args:    cobra.NoArgs,
+there is no registry to pull them from.
+
+With --vm the worker is a QEMU virtual machine booted from the same node image
+(see ` + "`rehearse image vm`" + `), in the cgroup mode --cgroup asks for, whatever this
+machine's own: the only way to rehearse a node pool moving from cgroup v1 to
+v2 (or back) on one host. It sits in a container on the cluster's network
+like the other nodes, so deleting the cluster or the node removes it. QEMU
+uses KVM when a guest runs on it here, otherwise software emulation (TCG,
+about 15 times slower: the join takes minutes); --accel forces one.`,
+		Example: `  rehearse cluster add-worker --name rehearse-dev --k8s-version v1.34.4
+  rehearse cluster add-worker --name rehearse-dev --vm --cgroup v2`,
+		Args: cobra.NoArgs,
 		RunE: doing(func(cmd *cobra.Command, _ []string) error {
 			if err := checkName(name); err != nil {
 				return err
 			}
 			if _, err := nodeimage.ParseVersion(version); err != nil {
 				return usageErrorf("--k8s-version: %v", err)
+			}
+			if !vm && (cmd.Flags().Changed("cgroup") || cmd.Flags().Changed("accel")) {
+				return usageErrorf("--cgroup and --accel are for VM workers: add --vm")
+			}
+			if cgroup != "v1" && cgroup != "v2" {
+				return usageErrorf("--cgroup %q: use v1 or v2", cgroup)
+			}
+			if accel != "" && accel != "kvm" && accel != "tcg" {
+				return usageErrorf("--accel %q: use kvm or tcg (or leave it out to use KVM when it works here)", accel)
 			}
 			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
 			defer in.stop()
@@ -260,18 +281,36 @@ there is no registry to pull them from.`,
 			if err != nil {
 				return err
 			}
+			spec := cluster.WorkerSpec{Name: node, Image: img.Image}
+			kind := version
+			if vm {
+				images, err := nodeimage.VMImages(ctx, nodeimage.VMOptions{NodeImage: img.Image, Out: stderr})
+				if err != nil {
+					return err
+				}
+				spec.VM = &cluster.VMNode{Runner: images.Runner, Disk: images.Disk, Cgroup: cgroup, Accel: accel}
+				if accel == "" {
+					var why string
+					spec.VM.Accel, why = cluster.VMAccel(ctx, images.Runner)
+					fmt.Fprintf(stderr, "VM accelerator: %s (%s)\n", spec.VM.Accel, why)
+				}
+				kind = fmt.Sprintf("%s, VM, cgroup %s, %s, kernel %s", version, cgroup, spec.VM.Accel, images.Kernel)
+			}
 			start := time.Now()
-			added, err := c.AddWorker(ctx, cluster.WorkerSpec{Name: node, Image: img.Image})
+			added, err := c.AddWorker(ctx, spec)
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "worker %s (%s) Ready in %s\n", added, version, time.Since(start).Round(time.Second))
+			fmt.Fprintf(stdout, "worker %s (%s) Ready in %s\n", added, kind, time.Since(start).Round(time.Second))
 			return nil
 		}),
 	}
 	cmd.Flags().StringVar(&name, "name", defaultDevCluster, "kind cluster to add the worker to")
 	cmd.Flags().StringVar(&node, "node", "", "name of the new node (default: <cluster>-worker<N>)")
 	cmd.Flags().StringVar(&version, "k8s-version", from, "Kubernetes version of the new node")
+	cmd.Flags().BoolVar(&vm, "vm", false, "make the worker a QEMU virtual machine (for --cgroup)")
+	cmd.Flags().StringVar(&cgroup, "cgroup", "v2", "cgroup mode of a VM worker: v2 or v1")
+	cmd.Flags().StringVar(&accel, "accel", "", "QEMU accelerator of a VM worker: kvm or tcg (default: KVM when it works here)")
 	return cmd
 }
 

@@ -32,7 +32,7 @@ docker.io is installed and dockerd started in the background (its log in
 }
 
 func newImageCmd(stdout, stderr io.Writer) *cobra.Command {
-	return group("image", "Build container images without a registry", newImageNodeCmd(stdout, stderr), newImageLoadGeneratorCmd(stdout))
+	return group("image", "Build container images without a registry", newImageNodeCmd(stdout, stderr), newImageVMCmd(stdout, stderr), newImageLoadGeneratorCmd(stdout))
 }
 
 func newImageLoadGeneratorCmd(stdout io.Writer) *cobra.Command {
@@ -127,6 +127,45 @@ REHEARSE_K8S_TO override them.`,
 	f.BoolVar(&all, "all", false, "the node images of both rehearsal versions ("+from+" and "+to+")")
 	f.BoolVar(&offline, "offline", false, "build our own image even if a kindest/node image of that version exists locally")
 	f.BoolVar(&pull, "pull", false, "try \"docker pull kindest/node:<version>\" before building (needs a registry)")
+	return cmd
+}
+
+func newImageVMCmd(stdout, stderr io.Writer) *cobra.Command {
+	from, _ := nodeimage.Versions()
+	var version string
+	cmd := &cobra.Command{
+		Use:   "vm",
+		Short: "Build (or find) what a VM node of a Kubernetes version boots: runner image and disk",
+		Long: `vm prints the runner image (QEMU and Debian's cloud kernel, in a container kind
+can manage) and the disk (the node image's file system with the kernel's
+modules, as an ext4 image) of a VM node, building them when they are not
+cached (a few minutes the first time; the node image is built first if need
+be). VM nodes are how a rehearsal gets a node of the other cgroup mode: see
+` + "`rehearse cluster add-worker --vm`" + `.`,
+		Example: "  rehearse image vm --k8s-version " + from,
+		Args:    cobra.NoArgs,
+		RunE: doing(func(cmd *cobra.Command, _ []string) error {
+			if _, err := nodeimage.ParseVersion(version); err != nil {
+				return usageError(err)
+			}
+			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
+			defer in.stop()
+			if err := engine.Ensure(in.work, engine.Options{Out: stderr}); err != nil {
+				return err
+			}
+			node, err := nodeimage.Image(in.work, nodeimage.Options{Version: version, Offline: true, Out: stderr})
+			if err != nil {
+				return err
+			}
+			vm, err := nodeimage.VMImages(in.work, nodeimage.VMOptions{NodeImage: node.Image, Out: stderr})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "%s\t%s\t%s\t%s\t%s\n", version, vm.Runner, vm.Disk, vm.Kernel, vm.Source)
+			return nil
+		}),
+	}
+	cmd.Flags().StringVar(&version, "k8s-version", from, "Kubernetes version of the node image the VM boots")
 	return cmd
 }
 

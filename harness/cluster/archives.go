@@ -65,7 +65,7 @@ func (c *Cluster) LoadImageArchive(ctx context.Context, archive string) error {
 		if err != nil {
 			return err
 		}
-		err = nodeutils.LoadImageArchive(n, f)
+		err = nodeutils.LoadImageArchive(vmAware(ctx, n), f)
 		f.Close()
 		if err != nil {
 			return fmt.Errorf("loading %s into node %s: %w", archive, n.String(), err)
@@ -100,7 +100,7 @@ func archiveIdentity(archive string) (digest string, tags []string, err error) {
 // nodeHasImages reports whether the node's containerd lists every one of
 // the names.
 func nodeHasImages(ctx context.Context, node string, tags []string) bool {
-	out, err := dockerOutput(ctx, "exec", node, "ctr", "--namespace", "k8s.io", "images", "list", "--quiet")
+	out, err := dockerOutput(ctx, ExecArgs(ctx, node, false, "ctr", "--namespace", "k8s.io", "images", "list", "--quiet")...)
 	if err != nil {
 		return false
 	}

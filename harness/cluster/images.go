@@ -40,8 +40,8 @@ func copyImages(ctx context.Context, from, to string, want func(ref string) bool
 	if len(missing) == 0 {
 		return nil
 	}
-	export := exec.CommandContext(ctx, "docker", append([]string{"exec", from, "ctr", "--namespace=k8s.io", "images", "export", "-"}, sorted(missing)...)...)
-	imp := exec.CommandContext(ctx, "docker", "exec", "-i", to, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "-")
+	export := exec.CommandContext(ctx, "docker", ExecArgs(ctx, from, false, append([]string{"ctr", "--namespace=k8s.io", "images", "export", "-"}, sorted(missing)...)...)...)
+	imp := exec.CommandContext(ctx, "docker", ExecArgs(ctx, to, true, "ctr", "--namespace=k8s.io", "images", "import", "--all-platforms", "-")...)
 	pipe, err := export.StdoutPipe()
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func copyImages(ctx context.Context, from, to string, want func(ref string) bool
 
 // imageRefs lists a node's image names (digest-only references aside).
 func imageRefs(ctx context.Context, node string) (map[string]bool, error) {
-	out, err := dockerOutput(ctx, "exec", node, "ctr", "--namespace=k8s.io", "images", "list", "--quiet")
+	out, err := dockerOutput(ctx, ExecArgs(ctx, node, false, "ctr", "--namespace=k8s.io", "images", "list", "--quiet")...)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func (c *Cluster) ExportLogs(ctx context.Context, dir string) error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := n.Command("ctr", "--namespace=k8s.io", "images", "ls").SetStdout(f).SetStderr(f).Run(); err != nil {
+		if err := vmAware(ctx, n).Command("ctr", "--namespace=k8s.io", "images", "ls").SetStdout(f).SetStderr(f).Run(); err != nil {
 			errs = append(errs, fmt.Errorf("listing the images of node %s: %w", n, err))
 		}
 		f.Close()

@@ -39,6 +39,9 @@ type WorkerSpec struct {
 	Image string
 	// Labels are Kubernetes node labels given at registration.
 	Labels map[string]string
+	// VM, when set, makes the worker a VM node of its own cgroup mode
+	// (see VMNode); Image is then only its label.
+	VM *VMNode
 }
 
 // AddWorker starts a node container like kind's own workers and joins it
@@ -64,13 +67,32 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 		return "", fmt.Errorf("node name %q: use lower-case letters, digits and '-'", spec.Name)
 	}
 	controlPlane := c.cfg.Name + "-control-plane"
-	if err := docker(ctx, c.runArgs(spec)...); err != nil {
+	run := c.runArgs(spec)
+	// A VM boots and joins at the emulator's pace: under TCG about 15
+	// times slower than a container node.
+	boot, ready := time.Minute, 2*time.Minute
+	if spec.VM != nil {
+		if err := spec.VM.validate(); err != nil {
+			return "", err
+		}
+		accel := spec.VM.Accel
+		if accel == "" {
+			accel, _ = VMAccel(ctx, spec.VM.Runner)
+		}
+		hosts, err := vmHosts(ctx, controlPlane)
+		if err != nil {
+			return "", err
+		}
+		run = c.vmRunArgs(spec, accel, hosts)
+		boot, ready = 5*time.Minute, 8*time.Minute
+	}
+	if err := docker(ctx, run...); err != nil {
 		return "", fmt.Errorf("starting node container %s: %w", spec.Name, err)
 	}
-	if err := waitForBoot(ctx, spec.Name, time.Minute); err != nil {
+	if err := waitForBoot(ctx, spec.Name, boot); err != nil {
 		return spec.Name, err
 	}
-	if err := waitContainerd(ctx, spec.Name); err != nil {
+	if err := waitContainerd(ctx, spec.Name, boot); err != nil {
 		return spec.Name, err
 	}
 	if err := syncImages(ctx, controlPlane, spec.Name); err != nil {
@@ -92,13 +114,13 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 		ClusterName:  c.cfg.Name,
 		Labels:       withImageLabel(spec.Labels, spec.Image),
 	})
-	if err := dockerStdin(ctx, conf, "exec", "-i", spec.Name, "cp", "/dev/stdin", "/kind/kubeadm.conf"); err != nil {
+	if err := dockerStdin(ctx, conf, ExecArgs(ctx, spec.Name, true, "cp", "/dev/stdin", "/kind/kubeadm.conf")...); err != nil {
 		return spec.Name, err
 	}
-	if err := docker(ctx, "exec", spec.Name, "kubeadm", "join", "--config", "/kind/kubeadm.conf", "--skip-phases=preflight", "--v=2"); err != nil {
+	if err := docker(ctx, ExecArgs(ctx, spec.Name, false, "kubeadm", "join", "--config", "/kind/kubeadm.conf", "--skip-phases=preflight", "--v=2")...); err != nil {
 		return spec.Name, fmt.Errorf("kubeadm join on %s: %w", spec.Name, err)
 	}
-	return spec.Name, c.waitNodeReady(ctx, spec.Name, 2*time.Minute)
+	return spec.Name, c.waitNodeReady(ctx, spec.Name, ready)
 }
 
 // withImageLabel adds the node-image label the nodes kind created carry.
@@ -255,9 +277,9 @@ func waitForBoot(ctx context.Context, container string, timeout time.Duration) e
 }
 
 // waitContainerd waits until the node's containerd answers.
-func waitContainerd(ctx context.Context, node string) error {
-	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		return docker(ctx, "exec", node, "ctr", "version") == nil, nil
+func waitContainerd(ctx context.Context, node string, timeout time.Duration) error {
+	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		return docker(ctx, ExecArgs(ctx, node, false, "ctr", "version")...) == nil, nil
 	})
 }
 

@@ -49,7 +49,7 @@ func (c *Cluster) UpgradeControlPlane(ctx context.Context, image, version string
 		return fmt.Errorf("starting the source of version %s's files: %w", version, err)
 	}
 	defer func() { _ = c.removeUpgradeSource(context.WithoutCancel(ctx)) }()
-	if err := waitContainerd(ctx, source); err != nil {
+	if err := waitContainerd(ctx, source, 30*time.Second); err != nil {
 		return fmt.Errorf("containerd of image %s did not answer: %w", image, err)
 	}
 	// kubeadm also rolls kube-proxy and CoreDNS to the new version: every

@@ -194,14 +194,9 @@ func (k *Kind) UpgradeControlPlane(ctx context.Context, version, image string, l
 	return k.c.UpgradeControlPlane(ctx, image, version, log)
 }
 
-// Exec runs a command in a node container.
+// Exec runs a command on a node: in its container, or in its VM.
 func (k *Kind) Exec(ctx context.Context, node string, stdin io.Reader, cmd ...string) ([]byte, error) {
-	args := []string{"exec"}
-	if stdin != nil {
-		args = append(args, "-i")
-	}
-	args = append(append(args, node), cmd...)
-	c := exec.CommandContext(ctx, "docker", args...)
+	c := exec.CommandContext(ctx, "docker", cluster.ExecArgs(ctx, node, stdin != nil, cmd...)...)
 	c.Stdin = stdin
 	var stderr bytes.Buffer
 	c.Stderr = &stderr
