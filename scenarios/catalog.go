@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"github.com/kube-rehearse/rehearse/scenarios/drain"
 	"github.com/kube-rehearse/rehearse/scenarios/evict"
 	"github.com/kube-rehearse/rehearse/scenarios/nodeloss"
+	"github.com/kube-rehearse/rehearse/scenarios/poolmove"
 	"github.com/kube-rehearse/rehearse/scenarios/restart"
 	"github.com/kube-rehearse/rehearse/scenarios/upgrade"
 )
@@ -144,12 +146,7 @@ var kinds = []Kind{
 			"hold":  "how long the packets are dropped (default " + dns.DefaultHold.String() + ")",
 		},
 		build: func(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
-			var nodes []string
-			for _, n := range strings.Split(s.str("nodes", ""), ",") {
-				if n = strings.TrimSpace(n); n != "" {
-					nodes = append(nodes, n)
-				}
-			}
+			nodes := nodeList(s.str("nodes", ""))
 			if len(nodes) == 0 {
 				ns, err := appWorkers(ctx, env)
 				if err != nil {
@@ -189,6 +186,34 @@ var kinds = []Kind{
 			"timeout": "how long to wait for the app to serve its replicas from other nodes (default " + nodeloss.DefaultTimeout.String() + ")",
 		},
 		build: buildNodeLoss,
+	},
+	{
+		Name:     poolmove.Kind,
+		Disrupts: "cordon and drain the old pool's nodes (every pod on them) and open the new pool's",
+		Summary:  "move the app to a new node pool, as AKS users do to change node image, VM size or cgroup version: open the new pool, cordon the old one, drain its nodes one at a time; undone by opening the old pool and closing the new one",
+		Settings: map[string]string{
+			"to":      "comma-separated nodes of the new pool (required; kept cordoned until the move, e.g. VM nodes of another cgroup version)",
+			"from":    "comma-separated nodes of the old pool (default: the workers running the app's pods, but the new pool's)",
+			"timeout": "each drain's deadline (default 30m, AKS's drainTimeoutInMinutes)",
+		},
+		build: func(ctx context.Context, env Env, s settings) (scenario.Scenario, error) {
+			o := poolmove.Options{To: nodeList(s.str("to", "")), From: nodeList(s.str("from", "")), Timeout: s.duration("timeout", 30*time.Minute)}
+			if len(o.From) == 0 && len(o.To) > 0 {
+				ns, err := appWorkers(ctx, env)
+				if err != nil {
+					return scenario.Scenario{}, err
+				}
+				for _, n := range ns {
+					if !slices.Contains(o.To, n) {
+						o.From = append(o.From, n)
+					}
+				}
+			}
+			if err := s.err(); err != nil {
+				return scenario.Scenario{}, err
+			}
+			return poolmove.Scenario(o)
+		},
 	},
 	{
 		Name:     upgrade.KindNodeImage,
@@ -453,6 +478,17 @@ func firstWorker(ctx context.Context, t target.Target) (string, error) {
 	}
 	sort.Strings(workers)
 	return workers[0], nil
+}
+
+// nodeList splits a comma-separated setting into node names.
+func nodeList(s string) []string {
+	var out []string
+	for _, n := range strings.Split(s, ",") {
+		if n = strings.TrimSpace(n); n != "" {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 // appWorkers are the workers running the app's pods, sorted.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 
 	kinderrors "sigs.k8s.io/kind/pkg/errors"
 	kindexec "sigs.k8s.io/kind/pkg/exec"
@@ -24,24 +25,48 @@ func (c *Cluster) ExportLogs(ctx context.Context, dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	errs := withoutCrictl(c.kind.CollectLogs(c.cfg.Name, dir))
 	nodes, err := c.kind.ListInternalNodes(c.cfg.Name)
 	if err != nil {
-		return errors.Join(append(errs, err)...)
+		return err
+	}
+	// kind collects from a VM node's container, which holds only QEMU:
+	// its errors there are dropped and the VM's own journal is collected
+	// through vmexec instead.
+	var vms []string
+	for _, n := range nodes {
+		if isVM(ctx, n.String()) {
+			vms = append(vms, n.String())
+		}
+	}
+	var errs []error
+	for _, e := range withoutCrictl(c.kind.CollectLogs(c.cfg.Name, dir)) {
+		if !slices.ContainsFunc(vms, func(vm string) bool { return strings.Contains(e.Error(), vm) }) {
+			errs = append(errs, e)
+		}
 	}
 	for _, n := range nodes {
 		if ctx.Err() != nil {
 			return errors.Join(append(errs, ctx.Err())...)
 		}
-		f, err := os.Create(filepath.Join(dir, n.String(), "images.log"))
-		if err != nil {
-			errs = append(errs, err)
-			continue
+		logs := map[string][]string{"images.log": {"ctr", "--namespace=k8s.io", "images", "ls"}}
+		if slices.Contains(vms, n.String()) {
+			logs["journal.log"] = []string{"journalctl", "--no-pager", "--boot"}
 		}
-		if err := vmAware(ctx, n).Command("ctr", "--namespace=k8s.io", "images", "ls").SetStdout(f).SetStderr(f).Run(); err != nil {
-			errs = append(errs, fmt.Errorf("listing the images of node %s: %w", n, err))
+		for file, argv := range logs {
+			if err := os.MkdirAll(filepath.Join(dir, n.String()), 0o755); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			f, err := os.Create(filepath.Join(dir, n.String(), file))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if err := vmAware(ctx, n).Command(argv[0], argv[1:]...).SetStdout(f).SetStderr(f).Run(); err != nil {
+				errs = append(errs, fmt.Errorf("%s of node %s: %w", argv[0], n, err))
+			}
+			f.Close()
 		}
-		f.Close()
 	}
 	return errors.Join(errs...)
 }

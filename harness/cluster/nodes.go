@@ -71,11 +71,12 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 	// A VM boots and joins at the emulator's pace: under TCG about 15
 	// times slower than a container node.
 	boot, ready := time.Minute, 2*time.Minute
+	accel := ""
 	if spec.VM != nil {
 		if err := spec.VM.validate(); err != nil {
 			return "", err
 		}
-		accel := spec.VM.Accel
+		accel = spec.VM.Accel
 		if accel == "" {
 			accel, _ = VMAccel(ctx, spec.VM.Runner)
 		}
@@ -112,7 +113,7 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 		NodeIP:       strings.TrimSpace(ip),
 		NodeName:     spec.Name,
 		ClusterName:  c.cfg.Name,
-		Labels:       withImageLabel(spec.Labels, spec.Image),
+		Labels:       labelsOf(spec, accel),
 	})
 	if err := dockerStdin(ctx, conf, ExecArgs(ctx, spec.Name, true, "cp", "/dev/stdin", "/kind/kubeadm.conf")...); err != nil {
 		return spec.Name, err
@@ -123,10 +124,14 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 	return spec.Name, c.waitNodeReady(ctx, spec.Name, ready)
 }
 
-// withImageLabel adds the node-image label the nodes kind created carry.
-func withImageLabel(labels map[string]string, image string) map[string]string {
-	out := map[string]string{nodeinfo.LabelNodeImage: nodeinfo.ImageLabel(image)}
-	for k, v := range labels {
+// labelsOf are the new node's labels: the spec's, the node-image label the
+// nodes kind created carry, and for a VM node its accelerator (accel).
+func labelsOf(spec WorkerSpec, accel string) map[string]string {
+	out := map[string]string{nodeinfo.LabelNodeImage: nodeinfo.ImageLabel(spec.Image)}
+	if accel != "" {
+		out[nodeinfo.LabelVMAccel] = accel
+	}
+	for k, v := range spec.Labels {
 		out[k] = v
 	}
 	return out

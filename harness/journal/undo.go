@@ -36,6 +36,7 @@ type UndoFunc func(ctx context.Context, client kubernetes.Interface, params map[
 // the Node, which Record marks.
 const (
 	KindUncordon         = "uncordon"           // node
+	KindCordon           = "cordon"             // node
 	KindRemoveTaint      = "remove-taint"       // node, key, effect, value
 	KindRemoveNodeLabel  = "remove-node-label"  // node, key
 	KindRestoreNodeLabel = "restore-node-label" // node, key, value
@@ -45,6 +46,12 @@ const (
 // schedulable: the undo makes it schedulable whatever it was before.
 func Uncordon(node string) Undo {
 	return Undo{Kind: KindUncordon, Params: map[string]string{"node": node}}
+}
+
+// Cordon undoes uncordoning node. Record it only when the node was
+// cordoned: the undo cordons it whatever it was before.
+func Cordon(node string) Undo {
+	return Undo{Kind: KindCordon, Params: map[string]string{"node": node}}
 }
 
 // RemoveTaint undoes adding taint t to node. Only a taint with the same key,
@@ -74,6 +81,7 @@ type Registry struct {
 func NewRegistry() *Registry {
 	r := &Registry{fns: map[string]UndoFunc{}}
 	r.Register(KindUncordon, undoUncordon)
+	r.Register(KindCordon, undoCordon)
 	r.Register(KindRemoveTaint, undoRemoveTaint)
 	r.Register(KindRemoveNodeLabel, undoRemoveNodeLabel)
 	r.Register(KindRestoreNodeLabel, undoRestoreNodeLabel)
@@ -219,6 +227,20 @@ func undoUncordon(ctx context.Context, client kubernetes.Interface, params map[s
 			return false
 		}
 		n.Spec.Unschedulable = false
+		return true
+	})
+}
+
+func undoCordon(ctx context.Context, client kubernetes.Interface, params map[string]string) error {
+	p, err := need(params, "node")
+	if err != nil {
+		return err
+	}
+	return updateNode(ctx, client, p[0], func(n *corev1.Node) bool {
+		if n.Spec.Unschedulable {
+			return false
+		}
+		n.Spec.Unschedulable = true
 		return true
 	})
 }

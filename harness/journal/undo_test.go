@@ -41,12 +41,16 @@ func TestBuiltInUndos(t *testing.T) {
 	assert.False(t, got.Spec.Unschedulable)
 	assert.Equal(t, n.Spec.Taints[1:], got.Spec.Taints, "exactly that taint goes")
 	assert.Equal(t, map[string]string{"pool": "old", "other": "stays"}, got.Labels)
+
+	undoTwice(t, cs, Cordon("n1"))
+	assert.True(t, getNode(t, cs, "n1").Spec.Unschedulable, "an uncordoned node is cordoned again")
 }
 
 func TestBuiltInUndosOfAGoneNodeSucceed(t *testing.T) {
 	cs := clientWith()
 	for _, u := range []Undo{
 		Uncordon("gone"),
+		Cordon("gone"),
 		RemoveTaint("gone", corev1.Taint{Key: "k", Effect: corev1.TaintEffectNoSchedule}),
 		RemoveNodeLabel("gone", "k"),
 		RestoreNodeLabel("gone", "k", "v"),
@@ -69,7 +73,7 @@ func TestBuiltInUndosNameMissingParams(t *testing.T) {
 
 func TestRegistry(t *testing.T) {
 	reg := NewRegistry()
-	assert.Equal(t, []string{KindRemoveNodeLabel, KindRemoveTaint, KindRestoreNodeLabel, KindUncordon}, reg.Kinds())
+	assert.Equal(t, []string{KindCordon, KindRemoveNodeLabel, KindRemoveTaint, KindRestoreNodeLabel, KindUncordon}, reg.Kinds())
 	reg.Register("scale-back", func(context.Context, kubernetes.Interface, map[string]string) error { return nil })
 	assert.Contains(t, reg.Kinds(), "scale-back")
 	assert.Panics(t, func() { reg.Register("", nil) })

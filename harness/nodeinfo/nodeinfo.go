@@ -22,6 +22,10 @@ const (
 	// (its tag, as a label value allows): what AKS's node-image-version
 	// label is on AKS.
 	LabelNodeImage = "rehearse.io/node-image"
+	// LabelVMAccel marks a VM node the harness made (a QEMU VM rather than
+	// a container) with QEMU's accelerator: "kvm", or "tcg" for software
+	// emulation, where the node's CPU runs about 15 times slower.
+	LabelVMAccel = "rehearse.io/vm-accel"
 )
 
 // Pools of nodes that carry no provider pool label (kind's).

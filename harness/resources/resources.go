@@ -31,6 +31,7 @@ import (
 	statsv1 "k8s.io/kubelet/pkg/apis/stats/v1alpha1"
 
 	"github.com/kube-rehearse/rehearse/fixtures/app/contract"
+	"github.com/kube-rehearse/rehearse/harness/nodeinfo"
 	"github.com/kube-rehearse/rehearse/harness/podexec"
 	"github.com/kube-rehearse/rehearse/harness/target"
 	"github.com/kube-rehearse/rehearse/harness/timeline"
@@ -89,8 +90,19 @@ func (s *Sampler) node(ctx context.Context, name string) {
 		if driver != "" {
 			detail = "kubelet cgroup driver " + driver
 		}
-		s.tl.AddEvent(timeline.Event{Offset: s.tl.Now(), Kind: timeline.EvNodeCgroup, Node: name, Name: version, Detail: detail})
+		s.tl.AddEvent(timeline.Event{Offset: s.tl.Now(), Kind: timeline.EvNodeCgroup, Node: name, Name: version, Detail: detail, Reason: s.emulated(ctx, name)})
 	}
+}
+
+// emulated is "emulated" for a VM node under QEMU's software emulation (its
+// label says so), so that the CPU figures measured there are read for what
+// they are.
+func (s *Sampler) emulated(ctx context.Context, name string) string {
+	n, err := s.client.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+	if err == nil && n.Labels[nodeinfo.LabelVMAccel] == "tcg" {
+		return "emulated"
+	}
+	return ""
 }
 
 // fsVersion maps the file system type of /sys/fs/cgroup to a version.

@@ -203,7 +203,9 @@ const (
 	// machine powered off: no drain, no goodbye to the API server).
 	EvNodeStopped
 	// EvNodeCgroup: Node, Name (the node's cgroup version: "v1" or "v2"),
-	// Detail (the kubelet's cgroup driver, when known).
+	// Detail (the kubelet's cgroup driver, when known), Reason ("emulated"
+	// for a VM node under QEMU's software emulation, whose CPU runs about
+	// 15 times slower than the host's).
 	EvNodeCgroup
 	// EvResourceSample: Pod, UID, Node, Name (the phase it was taken at the
 	// end of), Detail (a ResourceSample as JSON): what the pod's runtime

@@ -103,3 +103,55 @@ func TestCgroupWithoutSamplesCannotJudge(t *testing.T) {
 	c, _ := r.Check(verdict.CheckCgroup)
 	assert.Equal(t, verdict.CannotJudge, c.Status)
 }
+
+// auditWithOOM is audit with the new pod's container OOM-killed on w2
+// during the fault, and no sample after (a runtime that sized itself from
+// the node dies before it serves or reports).
+func auditWithOOM(w1, w2 string, before timeline.ResourceSample) verdict.Check {
+	b := tt.New().Phase(timeline.PhaseBaseline, S(0), S(5)).Phase(timeline.PhaseFault, S(5), S(20)).Phase(timeline.PhaseRecovery, S(20), S(25))
+	b.Event(timeline.Event{Offset: S(0), Kind: timeline.EvNodeCgroup, Node: "w1", Name: w1})
+	b.Event(timeline.Event{Offset: S(0), Kind: timeline.EvNodeCgroup, Node: "w2", Name: w2})
+	b.Event(timeline.Event{Offset: S(4.9), Kind: timeline.EvResourceSample, Pod: "web-1", Node: "w1", Name: "baseline", Detail: before.Encode()})
+	b.Event(timeline.Event{Offset: S(9), Kind: timeline.EvContainerExited, Pod: "web-2", Node: "w2", Reason: "OOMKilled"})
+	s := b.Snapshot()
+	r := verdict.JudgeSnapshot(&s, verdict.DefaultThresholds(), verdict.CheckCgroup)
+	c, _ := r.Check(verdict.CheckCgroup)
+	return c
+}
+
+// A v1-only runtime moved to a v2 node sizes its heap from the node and is
+// OOM-killed before it can report: the kills, only where the cgroup version
+// changed, are class 5. The same kills on a node of the same version are
+// not (the limits seen did not change).
+func TestCgroupOOMKilledAfterMovingToTheOtherVersion(t *testing.T) {
+	c := auditWithOOM("v1", "v2", limits("v1-only", "v1", 70*mib))
+	require.Equal(t, verdict.Fail, c.Status, c.Summary)
+	require.NotNil(t, c.Diagnosis)
+	assert.Equal(t, verdict.ClassCgroup, c.Diagnosis.Class)
+	assert.Contains(t, c.Summary, "OOM-killed on cgroup v2 nodes after the pods moved there from cgroup v1 nodes")
+	assert.Contains(t, c.Diagnosis.Fix, "reads only cgroup v1 files finds no limit on cgroup v2 nodes")
+	require.Len(t, c.Diagnosis.Evidence, 1)
+	assert.Equal(t, "web-2", c.Diagnosis.Evidence[0].Pod)
+
+	c = auditWithOOM("v1", "v1", limits("v1-only", "v1", 70*mib))
+	require.Equal(t, verdict.Fail, c.Status, c.Summary)
+	assert.Equal(t, verdict.ClassNone, c.Diagnosis.Class, "same cgroup version: not class 5")
+}
+
+// CPU measured on a VM under software emulation reads about 15 times
+// higher: the verdict says so next to the figures.
+func TestCgroupSaysWhichNodesWereEmulated(t *testing.T) {
+	b := tt.New().Phase(timeline.PhaseBaseline, S(0), S(5)).Phase(timeline.PhaseFault, S(5), S(20)).Phase(timeline.PhaseRecovery, S(20), S(25))
+	b.Event(timeline.Event{Offset: S(0), Kind: timeline.EvNodeCgroup, Node: "w1", Name: "v1"})
+	b.Event(timeline.Event{Offset: S(0), Kind: timeline.EvNodeCgroup, Node: "vm", Name: "v2", Reason: "emulated"})
+	b.Event(timeline.Event{Offset: S(4.9), Kind: timeline.EvResourceSample, Pod: "web-1", Node: "w1", Name: "baseline", Detail: limits("both", "v1", 60*mib).Encode()})
+	b.Event(timeline.Event{Offset: S(24.9), Kind: timeline.EvResourceSample, Pod: "web-2", Node: "vm", Name: "recovery", Detail: limits("both", "v2", 62*mib).Encode()})
+	s := b.Snapshot()
+	r := verdict.JudgeSnapshot(&s, verdict.DefaultThresholds(), verdict.CheckCgroup)
+	c, _ := r.Check(verdict.CheckCgroup)
+	assert.Equal(t, verdict.Pass, c.Status, c.Summary)
+	require.NotEmpty(t, c.Details)
+	last := c.Details[len(c.Details)-1]
+	assert.Contains(t, last, "after on vm: VMs under QEMU's software emulation")
+	assert.NotContains(t, last, "before on")
+}

@@ -3,6 +3,7 @@ package verdict
 import (
 	"cmp"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ const mib = 1 << 20
 // the other, sizes heaps and thread pools from the host, and uses more.
 func (a *analysis) cgroupCheck(w *window) Check {
 	nodes := map[string]string{} // node -> cgroup version
+	emulated := map[string]bool{}
 	var before, after []sampled
 	for i := range a.s.Events {
 		e := &a.s.Events[i]
@@ -34,6 +36,7 @@ func (a *analysis) cgroupCheck(w *window) Check {
 			if e.Name != "" {
 				nodes[e.Node] = e.Name
 			}
+			emulated[e.Node] = e.Reason == "emulated"
 		case timeline.EvResourceSample:
 			smp, err := timeline.DecodeResourceSample(e.Detail)
 			if err != nil {
@@ -119,11 +122,12 @@ func (a *analysis) cgroupCheck(w *window) Check {
 		growth := float64(memAfter) / float64(memBefore)
 		figs = append(figs, ratio("memory_growth", growth-1))
 		grew = growth > 1+a.th.MaxMemoryGrowth && memAfter-memBefore > 32*mib
-		details = append(details, fmt.Sprintf("memory per pod %s before, %s after (%+.0f%%); CPU %.3f before, %.3f after",
-			bytesText(memBefore), bytesText(memAfter), (growth-1)*100, cpuBefore, cpuAfter))
+		details = append(details, fmt.Sprintf("memory per pod %s before, %s after (%+.0f%%); CPU %.3f before, %.3f after%s",
+			bytesText(memBefore), bytesText(memAfter), (growth-1)*100, cpuBefore, cpuAfter, emulationText(emulated, before, after)))
 	}
 	ooms := a.oomKills(w)
 	figs = append(figs, count("oom_kills", len(ooms)))
+	movedOOMs, from, to := oomsAfterCgroupChange(ooms, nodes, before)
 
 	c := Check{Measured: figs, Details: details}
 	switch {
@@ -145,6 +149,15 @@ func (a *analysis) cgroupCheck(w *window) Check {
 		c.Summary = fmt.Sprintf("memory per pod grew from %s to %s after the pods moved (limit +%.0f%%; %s)", bytesText(memBefore), bytesText(memAfter), a.th.MaxMemoryGrowth*100, modes)
 		c.Diagnosis = &Diagnosis{Class: ClassCgroup, Title: "memory use jumped after the pods moved", Evidence: ooms,
 			Fix: "find what the runtime sized from its new node: " + fixCgroup}
+	case len(movedOOMs) > 0:
+		// A runtime that sized itself from the node is killed before it
+		// can say so (often before it ever serves): the kills themselves,
+		// only where the cgroup version changed, are the evidence.
+		c.Status = Fail
+		c.Summary = fmt.Sprintf("%s OOM-killed on cgroup %s nodes after the pods moved there from cgroup %s nodes, where none was (%s)",
+			plural(len(movedOOMs), "container was", "containers were"), to, from, modes)
+		c.Diagnosis = &Diagnosis{Class: ClassCgroup, Title: "OOM-killed on the nodes of the other cgroup version", Evidence: movedOOMs,
+			Fix: "a runtime that reads only cgroup " + from + " files finds no limit on cgroup " + to + " nodes and sizes its heap from the node's memory: " + fixCgroup}
 	case len(ooms) > 0:
 		c.Status = Fail
 		c.Summary = fmt.Sprintf("%s OOM-killed (%s)", plural(len(ooms), "container was", "containers were"), modes)
@@ -173,6 +186,53 @@ func sameCgroup(nodes map[string]string, before, after []sampled) bool {
 		version = v
 	}
 	return version != ""
+}
+
+// emulationText says which of the samples' nodes were VMs under QEMU's
+// software emulation, whose CPU figures read about 15 times what the same
+// work costs on real hardware ("" when none was).
+func emulationText(emulated map[string]bool, before, after []sampled) string {
+	var where []string
+	for _, phase := range []struct {
+		name string
+		ss   []sampled
+	}{{"before", before}, {"after", after}} {
+		var on []string
+		for _, s := range phase.ss {
+			if emulated[s.node] && !slices.Contains(on, s.node) {
+				on = append(on, s.node)
+			}
+		}
+		if len(on) > 0 {
+			where = append(where, phase.name+" on "+strings.Join(on, ", "))
+		}
+	}
+	if len(where) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(where, "; ") + ": VMs under QEMU's software emulation, whose CPU runs about 15 times slower than real hardware's, so their CPU figures read that much higher)"
+}
+
+// oomsAfterCgroupChange are the OOM kills on nodes of a cgroup version
+// other than the one every pod ran on before the fault (from), with that
+// version and the new one (to).
+func oomsAfterCgroupChange(ooms []Evidence, nodes map[string]string, before []sampled) (moved []Evidence, from, to string) {
+	for _, s := range before {
+		v := cmp.Or(nodes[s.node], s.Cgroup)
+		if v == "" || from != "" && v != from {
+			return nil, "", "" // the pods' version before is unknown or mixed
+		}
+		from = v
+	}
+	if from == "" {
+		return nil, "", ""
+	}
+	for _, o := range ooms {
+		if v := nodes[o.Node]; v != "" && v != from {
+			moved, to = append(moved, o), v
+		}
+	}
+	return moved, from, to
 }
 
 // oomKills are the app's containers the kernel killed for memory in the window.

@@ -31,6 +31,7 @@ import (
 	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness"
 	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/drain"
 	"github.com/kube-rehearse/rehearse/harness/engine"
 	"github.com/kube-rehearse/rehearse/harness/load"
 	"github.com/kube-rehearse/rehearse/harness/target"
@@ -53,6 +54,10 @@ type Options struct {
 	// RuntimeConfig turns API versions on in the API server (see
 	// cluster.Config.RuntimeConfig).
 	RuntimeConfig map[string]string
+	// VMCgroup adds, once the cluster is up, a worker that is a VM node
+	// of this cgroup mode ("v1" or "v2"; see cluster.VMNode), cordoned so
+	// that nothing lands on it until a rehearsal opens it.
+	VMCgroup string
 }
 
 // Env is the running suite's environment.
@@ -61,6 +66,13 @@ var Env struct {
 	Provider *cluster.Provider
 	Target   *target.Kind
 	Images   struct{ From, To nodeimage.Result }
+	// VM is the VM worker of Options.VMCgroup: its node, how QEMU ran it
+	// and how long it took to join.
+	VM struct {
+		Node, Accel, Why, Kernel string
+		Joined                   time.Duration
+		Images                   nodeimage.VM
+	}
 }
 
 // Main prepares Docker and the node images, creates the suite's cluster
@@ -83,6 +95,9 @@ func Main(m *testing.M, name string, opt Options) int {
 	}
 	e.Setup(envfuncs.CreateClusterWithOpts(Env.Provider, name), func(ctx context.Context, _ *envconf.Config) (context.Context, error) {
 		Env.Target = target.NewKind(Env.Provider.Cluster, true)
+		if opt.VMCgroup != "" {
+			return ctx, addVMWorker(ctx, name, opt.VMCgroup)
+		}
 		return ctx, nil
 	})
 	e.AfterEachFeature(exportLogsOnFailure)
@@ -111,6 +126,11 @@ func prepare(ctx context.Context, name string, opt Options) error {
 			return err
 		}
 	}
+	if opt.VMCgroup != "" {
+		if Env.VM.Images, err = nodeimage.VMImages(ctx, nodeimage.VMOptions{NodeImage: Env.Images.From.Image}); err != nil {
+			return err
+		}
+	}
 	hostPort, err := cluster.FreeHostPort()
 	if err != nil {
 		return err
@@ -127,6 +147,23 @@ func prepare(ctx context.Context, name string, opt Options) error {
 		RuntimeConfig:   opt.RuntimeConfig,
 	})
 	return nil
+}
+
+// addVMWorker joins the suite's VM worker and cordons it.
+func addVMWorker(ctx context.Context, name, cgroup string) error {
+	vm := &Env.VM
+	vm.Accel, vm.Why = cluster.VMAccel(ctx, vm.Images.Runner)
+	vm.Kernel = vm.Images.Kernel
+	start := time.Now()
+	node, err := Env.Provider.Cluster.AddWorker(ctx, cluster.WorkerSpec{Name: name + "-vm", Image: Env.Images.From.Image,
+		VM: &cluster.VMNode{Runner: vm.Images.Runner, Disk: vm.Images.Disk, Cgroup: cgroup, Accel: vm.Accel}})
+	if err != nil {
+		return fmt.Errorf("VM worker (cgroup %s, %s): %w", cgroup, vm.Accel, err)
+	}
+	vm.Node, vm.Joined = node, time.Since(start)
+	fmt.Fprintf(os.Stderr, "suite %s: VM worker %s (cgroup %s, kernel %s, %s: %s) Ready in %s\n",
+		name, node, cgroup, vm.Kernel, vm.Accel, vm.Why, vm.Joined.Round(time.Second))
+	return drain.Cordon(ctx, Env.Provider.Cluster.Client(), node, true)
 }
 
 func exportLogsOnFailure(ctx context.Context, _ *envconf.Config, t *testing.T, _ features.Feature) (context.Context, error) {
