@@ -152,6 +152,6 @@ func TestCgroupSaysWhichNodesWereEmulated(t *testing.T) {
 	assert.Equal(t, verdict.Pass, c.Status, c.Summary)
 	require.NotEmpty(t, c.Details)
 	last := c.Details[len(c.Details)-1]
-	assert.Contains(t, last, "after on vm: VMs under QEMU's software emulation")
+	assert.Contains(t, last, "pods sampled after on vm: VMs under QEMU's software emulation")
 	assert.NotContains(t, last, "before on")
 }

@@ -122,8 +122,11 @@ func (a *analysis) cgroupCheck(w *window) Check {
 		growth := float64(memAfter) / float64(memBefore)
 		figs = append(figs, ratio("memory_growth", growth-1))
 		grew = growth > 1+a.th.MaxMemoryGrowth && memAfter-memBefore > 32*mib
-		details = append(details, fmt.Sprintf("memory per pod %s before, %s after (%+.0f%%); CPU %.3f before, %.3f after%s",
-			bytesText(memBefore), bytesText(memAfter), (growth-1)*100, cpuBefore, cpuAfter, emulationText(emulated, before, after)))
+		details = append(details, fmt.Sprintf("memory per pod %s before, %s after (%+.0f%%); CPU %.3f before, %.3f after",
+			bytesText(memBefore), bytesText(memAfter), (growth-1)*100, cpuBefore, cpuAfter))
+	}
+	if e := emulationText(emulated, before, after); e != "" {
+		details = append(details, e)
 	}
 	ooms := a.oomKills(w)
 	figs = append(figs, count("oom_kills", len(ooms)))
@@ -210,7 +213,7 @@ func emulationText(emulated map[string]bool, before, after []sampled) string {
 	if len(where) == 0 {
 		return ""
 	}
-	return " (" + strings.Join(where, "; ") + ": VMs under QEMU's software emulation, whose CPU runs about 15 times slower than real hardware's, so their CPU figures read that much higher)"
+	return "pods sampled " + strings.Join(where, "; ") + ": VMs under QEMU's software emulation, whose CPU runs about 15 times slower than real hardware's, so CPU use measured there reads that much higher"
 }
 
 // oomsAfterCgroupChange are the OOM kills on nodes of a cgroup version

@@ -1,6 +1,7 @@
 package verdict
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -86,6 +87,68 @@ func (a *analysis) pairDrains(w *window) []*drainRun {
 	return out
 }
 
+// stuckReplacements are the app's pods scheduled on other nodes while d
+// drained that were not Ready when it gave up, each with how its container
+// ended meanwhile (crashes, OOM kills).
+func (a *analysis) stuckReplacements(d *drainRun) []Evidence {
+	type pod struct {
+		node      string
+		scheduled time.Duration
+		ready     bool
+		exits     map[string]int // reason -> count
+	}
+	pods := map[string]*pod{}
+	var order []string
+	for i := range a.s.Events {
+		e := &a.s.Events[i]
+		if e.Offset > d.end {
+			break
+		}
+		p := pods[e.Pod]
+		switch e.Kind {
+		case timeline.EvPodScheduled:
+			if e.Offset >= d.start && e.Node != d.node && p == nil {
+				pods[e.Pod] = &pod{node: e.Node, scheduled: e.Offset, exits: map[string]int{}}
+				order = append(order, e.Pod)
+			}
+		case timeline.EvPodReady:
+			if p != nil {
+				p.ready = true
+			}
+		case timeline.EvPodNotReady:
+			if p != nil {
+				p.ready = false
+			}
+		case timeline.EvPodDeletionRequested:
+			if p != nil {
+				delete(pods, e.Pod)
+			}
+		case timeline.EvContainerExited:
+			if p != nil {
+				p.exits[cmp.Or(e.Reason, "exited")]++
+			}
+		}
+	}
+	var out []Evidence
+	for _, name := range order {
+		p := pods[name]
+		if p == nil || p.ready {
+			continue
+		}
+		text := fmt.Sprintf("pod %s, scheduled on node %s at %s to replace an evicted pod, was not Ready when the drain of %s gave up at %s",
+			name, p.node, fmtAt(p.scheduled), d.node, fmtAt(d.end))
+		if len(p.exits) > 0 {
+			var how []string
+			for _, r := range slices.Sorted(maps.Keys(p.exits)) {
+				how = append(how, fmt.Sprintf("%s %d×", r, p.exits[r]))
+			}
+			text += "; its container ended meanwhile: " + strings.Join(how, ", ")
+		}
+		out = append(out, Evidence{Pod: name, Node: p.node, At: p.scheduled, Until: d.end, Text: text})
+	}
+	return out
+}
+
 // drainCheck judges the drains of a scenario: each must empty its node.
 // One that did not, with evictions refused by a PodDisruptionBudget, is
 // class 2, naming the budget, its pods and the fix; refusals that were
@@ -157,6 +220,25 @@ func (a *analysis) drainCheck(w *window) Check {
 	}
 	c.Summary = fmt.Sprintf("%s not emptied before the drain deadline (%d of %s): %s", plural(failed, "node", "nodes"), failed,
 		plural(len(ds), "drain", "drains"), strings.Join(blocked, ", "))
+	var stuck []Evidence
+	for _, dr := range ds {
+		if dr.err != "" && len(dr.refusedPDB) > 0 {
+			stuck = append(stuck, a.stuckReplacements(dr)...)
+		}
+	}
+	if len(stuck) > 0 {
+		// The budget allowed a disruption and spent it on a pod whose
+		// replacement never became Ready: it was right to refuse the
+		// rest, and loosening it would take the app down.
+		d.Title = "the drain waited for replacements that never became Ready"
+		d.Evidence = append(stuck, d.Evidence...)
+		d.Fix = "the PodDisruptionBudget did its job: it refused further evictions while pods that replaced evicted ones were not Ready, " +
+			"and they never became Ready on the nodes they were moved to (see each pod's evidence). Find what stops them there " +
+			"(OOM kills after a move to nodes of another cgroup version: the cgroup check; a missing image, volume or node label; " +
+			"a dependency unreachable from those nodes); the budget needs no change"
+		c.Diagnosis = d
+		return c
+	}
 	if len(budgets) > 0 {
 		d.Class, d.Title = ClassPDBBlocksDrain, ClassPDBBlocksDrain.Title()
 		var names []string

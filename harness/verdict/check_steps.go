@@ -57,8 +57,8 @@ func (a *analysis) stepsCheck(w *window) Check {
 
 func stepFix(detail string) string {
 	if strings.Contains(detail, "disruption budget") || strings.Contains(detail, "PodDisruptionBudget") {
-		return "a PodDisruptionBudget refused the evictions: let it allow at least one disruption " +
-			"(maxUnavailable: 1, or minAvailable below the replicas) and run enough replicas to afford it"
+		return "a PodDisruptionBudget refused the evictions: the drain check says why (a budget that allows no " +
+			"disruption, or replacements that never became Ready, which the budget was right to wait for)"
 	}
 	return "see the step's error; the checks below judge what clients saw until it failed"
 }

@@ -113,3 +113,33 @@ func TestBlockedBatchIsNotExtrapolated(t *testing.T) {
 	assert.Equal(t, verdict.CannotJudge, u.Status)
 	assert.Contains(t, u.Summary, "nothing can be extrapolated")
 }
+
+// A budget that allowed one disruption and spent it on a pod whose
+// replacement never became Ready (OOM-killed on its new node) was right to
+// refuse the rest: the drain fails, but not as class 2, and the evidence
+// names the replacement and how it died. A replacement that became Ready
+// leaves the budget to blame.
+func TestBlockedDrainWaitingForAStuckReplacementIsNotTheBudgets(t *testing.T) {
+	blocked := "drain of node w2 did not finish within 1m0s: PodDisruptionBudget app/web-pdb refused to evict web-b"
+	b := upgradeRun(blocked)
+	b.Event(timeline.Event{Offset: S(9.5), Kind: timeline.EvPodScheduled, Pod: "web-c", Node: "k-surge1"})
+	b.Event(timeline.Event{Offset: S(10), Kind: timeline.EvContainerExited, Pod: "web-c", Node: "k-surge1", Reason: "OOMKilled"})
+	b.Event(timeline.Event{Offset: S(11), Kind: timeline.EvContainerExited, Pod: "web-c", Node: "k-surge1", Reason: "OOMKilled"})
+	r := verdict.Judge(b.TL, verdict.DefaultThresholds(), verdict.CheckDrain, verdict.CheckSteps)
+	d, _ := r.Check(verdict.CheckDrain)
+	require.Equal(t, verdict.Fail, d.Status, d.Summary)
+	require.NotNil(t, d.Diagnosis)
+	assert.Equal(t, verdict.ClassNone, d.Diagnosis.Class)
+	assert.Equal(t, "the drain waited for replacements that never became Ready", d.Diagnosis.Title)
+	assert.Contains(t, d.Diagnosis.Fix, "the budget needs no change")
+	require.NotEmpty(t, d.Diagnosis.Evidence)
+	assert.Equal(t, "web-c", d.Diagnosis.Evidence[0].Pod)
+	assert.Contains(t, d.Diagnosis.Evidence[0].Text, "OOMKilled 2×")
+
+	b = upgradeRun(blocked)
+	b.Event(timeline.Event{Offset: S(9.5), Kind: timeline.EvPodScheduled, Pod: "web-c", Node: "k-surge1"})
+	b.Event(timeline.Event{Offset: S(10), Kind: timeline.EvPodReady, Pod: "web-c"})
+	r = verdict.Judge(b.TL, verdict.DefaultThresholds(), verdict.CheckDrain)
+	d, _ = r.Check(verdict.CheckDrain)
+	assert.Equal(t, verdict.ClassPDBBlocksDrain, d.Diagnosis.Class, "a Ready replacement: the budget allowed no disruption")
+}

@@ -11,17 +11,25 @@
 //     to it under load and passes, both clients served throughout;
 //   - an app whose runtime reads only cgroup v1 files finds no limit on the
 //     v2 node, sizes its heap from the VM's memory and is OOM-killed there
-//     (the kernel enforces the 256Mi limit): class 5, with the fix.
+//     (the kernel enforces the 256Mi limit): class 5, with the fix, and the
+//     drain it holds up is not blamed on its PodDisruptionBudget;
+//   - the same move SIGKILLed while it drains, then `rehearse restore`: the
+//     old pool schedulable, the VM pool closed again, no journal
+//     (restore_test.go);
+//   - last, the VM node removed: no container, QEMU, tap device or Node.
 //
 // VM nodes boot under QEMU: with KVM (most CI runners and laptops) near
 // native speed, without it (software emulation, TCG) about 15 times slower.
-// So this suite runs only when asked: REHEARSE_VM=1 (make test-vm).
+// So this suite runs only when asked: REHEARSE_VM=1 (make test-vm), or
+// REHEARSE_VM=auto to run it only where KVM works.
 package vmnode
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,7 +41,10 @@ import (
 	"sigs.k8s.io/e2e-framework/pkg/features"
 
 	"github.com/kube-rehearse/rehearse/fixtures/appspec"
+	"github.com/kube-rehearse/rehearse/fixtures/nodeimage"
 	"github.com/kube-rehearse/rehearse/harness"
+	"github.com/kube-rehearse/rehearse/harness/cluster"
+	"github.com/kube-rehearse/rehearse/harness/engine"
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/verdict"
 	"github.com/kube-rehearse/rehearse/scenarios/poolmove"
@@ -49,12 +60,54 @@ const clusterName = "rehearse-vmnode"
 // the app. At 25/s a 100 ms slice still holds 2 or 3 requests per client.
 const rate = 25
 
+// binary is the rehearse command, built for the interrupted move.
+var binary string
+
 func TestMain(m *testing.M) {
-	if os.Getenv("REHEARSE_VM") != "1" {
-		fmt.Println("suites/vmnode: skipped (VM nodes boot under QEMU; set REHEARSE_VM=1 or run make test-vm)")
+	switch os.Getenv("REHEARSE_VM") {
+	case "1":
+	case "auto":
+		if why, ok := kvmWorks(); !ok {
+			fmt.Printf("suites/vmnode: skipped: REHEARSE_VM=auto and %s (REHEARSE_VM=1 runs it under software emulation)\n", why)
+			os.Exit(0)
+		}
+	default:
+		fmt.Println("suites/vmnode: skipped (VM nodes boot under QEMU; set REHEARSE_VM=1, or auto to run it only where KVM works, or run make test-vm)")
 		os.Exit(0)
 	}
-	os.Exit(suite.Main(m, clusterName, suite.Options{Workers: 1, PodSubnet: "10.246.0.0/16", VMCgroup: "v2"}))
+	dir, err := os.MkdirTemp("", "rehearse-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "rehearse")
+	if out, err := exec.Command("go", "build", "-o", binary, "github.com/kube-rehearse/rehearse/cmd/rehearse").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "building rehearse: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := suite.Main(m, clusterName, suite.Options{Workers: 1, PodSubnet: "10.246.0.0/16", VMCgroup: "v2"})
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// kvmWorks builds what VM nodes boot (cached for the suite) and asks
+// whether QEMU would use KVM here.
+func kvmWorks() (string, bool) {
+	ctx := context.Background()
+	if err := engine.Ensure(ctx, engine.Options{}); err != nil {
+		return err.Error(), false
+	}
+	from, _ := nodeimage.Versions()
+	node, err := nodeimage.Image(ctx, nodeimage.Options{Version: from})
+	if err != nil {
+		return err.Error(), false
+	}
+	vm, err := nodeimage.VMImages(ctx, nodeimage.VMOptions{NodeImage: node.Image})
+	if err != nil {
+		return err.Error(), false
+	}
+	accel, why := cluster.VMAccel(ctx, vm.Runner)
+	return why, accel == "kvm"
 }
 
 func TestVMNode(t *testing.T) {
@@ -94,9 +147,14 @@ func TestVMNode(t *testing.T) {
 			require.NotNil(t, c.Diagnosis)
 			assert.Equal(t, verdict.ClassCgroup, c.Diagnosis.Class, c.Summary)
 			assert.Contains(t, c.Diagnosis.Fix, "reads both cgroup versions")
+			// The budget was right to hold the drain: not class 2.
+			d, ok := res.Report.Check(verdict.CheckDrain)
+			require.True(t, ok)
+			require.NotNil(t, d.Diagnosis, d.Summary)
+			assert.Equal(t, "the drain waited for replacements that never became Ready", d.Diagnosis.Title)
 			return ctx
 		}).Feature()
-	suite.Env.Test.Test(t, joined, both, v1only)
+	suite.Env.Test.Test(t, joined, both, v1only, interruptedMove(), removal())
 }
 
 // move deploys the preset on the container worker and moves it, under
