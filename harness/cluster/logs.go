@@ -48,21 +48,24 @@ func (c *Cluster) ExportLogs(ctx context.Context, dir string) error {
 		if ctx.Err() != nil {
 			return errors.Join(append(errs, ctx.Err())...)
 		}
+		nodeDir := filepath.Join(dir, n.String())
+		if err := os.MkdirAll(nodeDir, 0o755); err != nil {
+			errs = append(errs, err)
+			continue
+		}
 		logs := map[string][]string{"images.log": {"ctr", "--namespace=k8s.io", "images", "ls"}}
-		if slices.Contains(vms, n.String()) {
+		vm := slices.Contains(vms, n.String())
+		if vm {
 			logs["journal.log"] = []string{"journalctl", "--no-pager", "--boot"}
 		}
+		node := asVM(n, vm)
 		for file, argv := range logs {
-			if err := os.MkdirAll(filepath.Join(dir, n.String()), 0o755); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			f, err := os.Create(filepath.Join(dir, n.String(), file))
+			f, err := os.Create(filepath.Join(nodeDir, file))
 			if err != nil {
 				errs = append(errs, err)
 				continue
 			}
-			if err := vmAware(ctx, n).Command(argv[0], argv[1:]...).SetStdout(f).SetStderr(f).Run(); err != nil {
+			if err := node.Command(argv[0], argv[1:]...).SetStdout(f).SetStderr(f).Run(); err != nil {
 				errs = append(errs, fmt.Errorf("%s of node %s: %w", argv[0], n, err))
 			}
 			f.Close()

@@ -103,14 +103,14 @@ func (c *Cluster) AddWorker(ctx context.Context, spec WorkerSpec) (string, error
 	if err != nil {
 		return spec.Name, fmt.Errorf("creating a join token on %s: %w", controlPlane, err)
 	}
-	ip, err := dockerOutput(ctx, "inspect", "--format", "{{ (index .NetworkSettings.Networks \""+kindNetwork+"\").IPAddress }}", spec.Name)
+	ip, err := nodeIP(ctx, spec.Name)
 	if err != nil {
 		return spec.Name, err
 	}
 	conf := joinConfig(joinData{
 		ControlPlane: controlPlane + ":6443",
 		Token:        strings.TrimSpace(token),
-		NodeIP:       strings.TrimSpace(ip),
+		NodeIP:       ip,
 		NodeName:     spec.Name,
 		ClusterName:  c.cfg.Name,
 		Labels:       labelsOf(spec, accel),
@@ -283,9 +283,16 @@ func waitForBoot(ctx context.Context, container string, timeout time.Duration) e
 
 // waitContainerd waits until the node's containerd answers.
 func waitContainerd(ctx context.Context, node string, timeout time.Duration) error {
+	version := ExecArgs(ctx, node, false, "ctr", "version")
 	return wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		return docker(ctx, ExecArgs(ctx, node, false, "ctr", "version")...) == nil, nil
+		return docker(ctx, version...) == nil, nil
 	})
+}
+
+// nodeIP is a node container's address on the cluster's network.
+func nodeIP(ctx context.Context, container string) (string, error) {
+	ip, err := dockerOutput(ctx, "inspect", "--format", "{{ (index .NetworkSettings.Networks \""+kindNetwork+"\").IPAddress }}", container)
+	return strings.TrimSpace(ip), err
 }
 
 func docker(ctx context.Context, args ...string) error {

@@ -93,11 +93,11 @@ func (c *Cluster) vmRunArgs(spec WorkerSpec, accel, hosts string) []string {
 // vmHosts are the names a VM node must resolve that only Docker's DNS
 // knows (the VM is outside Docker's resolver): the control plane's.
 func vmHosts(ctx context.Context, controlPlane string) (string, error) {
-	ip, err := dockerOutput(ctx, "inspect", "--format", "{{ (index .NetworkSettings.Networks \""+kindNetwork+"\").IPAddress }}", controlPlane)
+	ip, err := nodeIP(ctx, controlPlane)
 	if err != nil {
 		return "", err
 	}
-	return strings.TrimSpace(ip) + "=" + controlPlane, nil
+	return ip + "=" + controlPlane, nil
 }
 
 func orDefault(v, d int) int {
@@ -155,7 +155,12 @@ func ExecArgs(ctx context.Context, node string, stdin bool, argv ...string) []st
 // vmAware gives kind's node operations (image loading, log collection) the
 // VM's commands rather than its container's.
 func vmAware(ctx context.Context, n nodes.Node) nodes.Node {
-	if isVM(ctx, n.String()) {
+	return asVM(n, isVM(ctx, n.String()))
+}
+
+// asVM is n, or for a VM node n running its commands in the VM.
+func asVM(n nodes.Node, vm bool) nodes.Node {
+	if vm {
 		return vmKindNode{n}
 	}
 	return n

@@ -180,15 +180,21 @@ func (a *analysis) cgroupCheck(w *window) Check {
 // cgroup version (nodes: node -> version) before and after they moved,
 // known for every sample.
 func sameCgroup(nodes map[string]string, before, after []sampled) bool {
+	return oneCgroup(nodes, append(append([]sampled{}, before...), after...)) != ""
+}
+
+// oneCgroup is the cgroup version every sample ran on (its node's, else
+// what the pod saw), or "" when it is unknown for one or they differ.
+func oneCgroup(nodes map[string]string, ss []sampled) string {
 	version := ""
-	for _, s := range append(append([]sampled{}, before...), after...) {
+	for _, s := range ss {
 		v := cmp.Or(nodes[s.node], s.Cgroup)
 		if v == "" || version != "" && v != version {
-			return false
+			return ""
 		}
 		version = v
 	}
-	return version != ""
+	return version
 }
 
 // emulationText says which of the samples' nodes were VMs under QEMU's
@@ -220,14 +226,7 @@ func emulationText(emulated map[string]bool, before, after []sampled) string {
 // other than the one every pod ran on before the fault (from), with that
 // version and the new one (to).
 func oomsAfterCgroupChange(ooms []Evidence, nodes map[string]string, before []sampled) (moved []Evidence, from, to string) {
-	for _, s := range before {
-		v := cmp.Or(nodes[s.node], s.Cgroup)
-		if v == "" || from != "" && v != from {
-			return nil, "", "" // the pods' version before is unknown or mixed
-		}
-		from = v
-	}
-	if from == "" {
+	if from = oneCgroup(nodes, before); from == "" {
 		return nil, "", ""
 	}
 	for _, o := range ooms {

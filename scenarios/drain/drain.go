@@ -39,14 +39,19 @@ func Scenario(node string, timeout time.Duration) scenario.Scenario {
 					return drain.Cordon(ctx, sc.Client, node, true)
 				})
 			}),
-			scenario.Do(fmt.Sprintf("drain node %s (timeout %s)", node, timeout), func(ctx context.Context, sc *scenario.Context) error {
-				r := drain.Node(ctx, sc.Client, node, drain.Options{Timeout: timeout}, sc.Timeline)
-				if r.Err == nil {
-					sc.Statusf("node %s drained in %s: %d pods evicted, %d evictions refused", node, r.Took().Round(time.Second), len(r.Evicted), len(r.Refusals))
-				}
-				return r.Err
-			}),
+			Step(node, timeout),
 		},
 		Checks: Checks,
 	}
+}
+
+// Step drains node (cordoned before) within timeout, as kubectl drain does.
+func Step(node string, timeout time.Duration) scenario.Step {
+	return scenario.Do(fmt.Sprintf("drain node %s (timeout %s)", node, timeout), func(ctx context.Context, sc *scenario.Context) error {
+		r := drain.Node(ctx, sc.Client, node, drain.Options{Timeout: timeout}, sc.Timeline)
+		if r.Err == nil {
+			sc.Statusf("node %s drained in %s: %d pods evicted, %d evictions refused", node, r.Took().Round(time.Second), len(r.Evicted), len(r.Refusals))
+		}
+		return r.Err
+	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/kube-rehearse/rehearse/harness/drain"
 	"github.com/kube-rehearse/rehearse/harness/journal"
 	"github.com/kube-rehearse/rehearse/harness/scenario"
+	drainscenario "github.com/kube-rehearse/rehearse/scenarios/drain"
 )
 
 // Kind is the scenario kind.
@@ -82,13 +83,7 @@ func Scenario(o Options) (scenario.Scenario, error) {
 		}),
 	}
 	for _, n := range o.From {
-		steps = append(steps, scenario.Do(fmt.Sprintf("drain node %s (timeout %s)", n, o.Timeout), func(ctx context.Context, sc *scenario.Context) error {
-			r := drain.Node(ctx, sc.Client, n, drain.Options{Timeout: o.Timeout}, sc.Timeline)
-			if r.Err == nil {
-				sc.Statusf("node %s drained in %s: %d pods evicted, %d evictions refused", n, r.Took().Round(time.Second), len(r.Evicted), len(r.Refusals))
-			}
-			return r.Err
-		}))
+		steps = append(steps, drainscenario.Step(n, o.Timeout))
 	}
 	return scenario.Scenario{
 		Kind: Kind,

@@ -21,7 +21,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -50,14 +49,10 @@ var rounds = suite.Rounds(1)
 var binary string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "rehearse-bin-")
-	if err != nil {
+	var remove func()
+	var err error
+	if binary, remove, err = suite.BuildRehearse(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "rehearse")
-	if out, err := exec.Command("go", "build", "-o", binary, "github.com/kube-rehearse/rehearse/cmd/rehearse").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building rehearse: %v\n%s", err, out)
 		os.Exit(1)
 	}
 	// The API server also serves admissionregistration.k8s.io/v1beta1,
@@ -65,7 +60,7 @@ func TestMain(m *testing.M) {
 	// API a client really calls to find.
 	code := suite.Main(m, clusterName, suite.Options{PodSubnet: "10.242.0.0/16",
 		RuntimeConfig: map[string]string{removedAPIGroupVersion: "true"}})
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 

@@ -15,6 +15,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -147,6 +148,21 @@ func prepare(ctx context.Context, name string, opt Options) error {
 		RuntimeConfig:   opt.RuntimeConfig,
 	})
 	return nil
+}
+
+// BuildRehearse builds the rehearse command into a temporary directory,
+// for suites that run it as a user would (and kill it); remove removes it.
+func BuildRehearse() (path string, remove func(), err error) {
+	dir, err := os.MkdirTemp("", "rehearse-bin-")
+	if err != nil {
+		return "", nil, err
+	}
+	path = filepath.Join(dir, "rehearse")
+	if out, err := exec.Command("go", "build", "-o", path, "github.com/kube-rehearse/rehearse/cmd/rehearse").CombinedOutput(); err != nil {
+		os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("building rehearse: %v\n%s", err, out)
+	}
+	return path, func() { os.RemoveAll(dir) }, nil
 }
 
 // addVMWorker joins the suite's VM worker and cordons it.

@@ -28,8 +28,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,18 +75,14 @@ func TestMain(m *testing.M) {
 		fmt.Println("suites/vmnode: skipped (VM nodes boot under QEMU; set REHEARSE_VM=1, or auto to run it only where KVM works, or run make test-vm)")
 		os.Exit(0)
 	}
-	dir, err := os.MkdirTemp("", "rehearse-bin-")
-	if err != nil {
+	var remove func()
+	var err error
+	if binary, remove, err = suite.BuildRehearse(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	binary = filepath.Join(dir, "rehearse")
-	if out, err := exec.Command("go", "build", "-o", binary, "github.com/kube-rehearse/rehearse/cmd/rehearse").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "building rehearse: %v\n%s", err, out)
-		os.Exit(1)
-	}
 	code := suite.Main(m, clusterName, suite.Options{Workers: 1, PodSubnet: "10.246.0.0/16", VMCgroup: "v2"})
-	os.RemoveAll(dir)
+	remove()
 	os.Exit(code)
 }
 
