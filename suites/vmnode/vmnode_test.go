@@ -12,7 +12,8 @@
 //   - an app whose runtime reads only cgroup v1 files finds no limit on the
 //     v2 node, sizes its heap from the VM's memory and is OOM-killed there
 //     (the kernel enforces the 256Mi limit): class 5, with the fix, and the
-//     drain it holds up is not blamed on its PodDisruptionBudget;
+//     drain it holds up is not blamed on its PodDisruptionBudget; the same
+//     with an app that sets none of our attribution headers;
 //   - the same move SIGKILLed while it drains, then `rehearse restore`: the
 //     old pool schedulable, the VM pool closed again, no journal
 //     (restore_test.go);
@@ -121,7 +122,7 @@ func TestVMNode(t *testing.T) {
 		}).Feature()
 	both := features.New("cgroup-swap-both").
 		Assess("an app whose runtime reads both versions moves to the cgroup v2 node and passes", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			res := move(ctx, t, "both", appspec.PresetWellBehaved)
+			res := move(ctx, t, "both", appspec.PresetWellBehaved, true)
 			c := cgroupCheck(t, res)
 			require.Equal(t, verdict.Pass, c.Status, c.Summary)
 			v2, _ := c.Figure("nodes_cgroup_v2")
@@ -135,30 +136,44 @@ func TestVMNode(t *testing.T) {
 			assert.Positive(t, onVM, "the app's pods ended on the VM node")
 			return ctx
 		}).Feature()
-	v1only := features.New("cgroup-swap-v1-only").
-		Assess("a runtime reading only cgroup v1 files is OOM-killed on the cgroup v2 node: class 5", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
-			res := move(ctx, t, "v1-only", appspec.PresetCgroupV1Only)
-			c := cgroupCheck(t, res)
-			require.Equal(t, verdict.Fail, c.Status, c.Summary)
-			require.NotNil(t, c.Diagnosis)
-			assert.Equal(t, verdict.ClassCgroup, c.Diagnosis.Class, c.Summary)
-			assert.Contains(t, c.Diagnosis.Fix, "reads both cgroup versions")
-			// The budget was right to hold the drain: not class 2.
-			d, ok := res.Report.Check(verdict.CheckDrain)
-			require.True(t, ok)
-			require.NotNil(t, d.Diagnosis, d.Summary)
-			assert.Equal(t, "the drain waited for replacements that never became Ready", d.Diagnosis.Title)
-			return ctx
-		}).Feature()
-	suite.Env.Test.Test(t, joined, both, v1only, interruptedMove(), removal())
+	// The verdict must not depend on our attribution headers (real users'
+	// apps do not set them): the v1-only app is rehearsed with and without.
+	var v1only []features.Feature
+	for _, headers := range []bool{true, false} {
+		name := "v1-only"
+		if !headers {
+			name += "-noheaders"
+		}
+		v1only = append(v1only, features.New("cgroup-swap-"+name).
+			Assess("a runtime reading only cgroup v1 files is OOM-killed on the cgroup v2 node: class 5", func(ctx context.Context, t *testing.T, _ *envconf.Config) context.Context {
+				res := move(ctx, t, name, appspec.PresetCgroupV1Only, headers)
+				c := cgroupCheck(t, res)
+				require.Equal(t, verdict.Fail, c.Status, c.Summary)
+				require.NotNil(t, c.Diagnosis)
+				assert.Equal(t, verdict.ClassCgroup, c.Diagnosis.Class, c.Summary)
+				assert.Contains(t, c.Diagnosis.Fix, "reads both cgroup versions")
+				// The budget was right to hold the drain: not class 2.
+				d, ok := res.Report.Check(verdict.CheckDrain)
+				require.True(t, ok)
+				require.NotNil(t, d.Diagnosis, d.Summary)
+				assert.Equal(t, "the drain waited for replacements that never became Ready", d.Diagnosis.Title)
+				return ctx
+			}).Feature())
+	}
+	fs := append([]features.Feature{joined, both}, v1only...)
+	suite.Env.Test.Test(t, append(fs, interruptedMove(), removal())...)
 }
 
-// move deploys the preset on the container worker and moves it, under
-// load, to the VM node (the new pool), returning the result.
-func move(ctx context.Context, t *testing.T, name string, preset appspec.Preset) *harness.Result {
+// move deploys the preset on the container worker, with or without our
+// attribution headers, and moves it, under load, to the VM node (the new
+// pool), returning the result.
+func move(ctx context.Context, t *testing.T, name string, preset appspec.Preset, headers bool) *harness.Result {
 	t.Helper()
 	spec, err := appspec.PresetSpec(preset, appspec.Image)
 	require.NoError(t, err)
+	if !headers {
+		spec = spec.WithoutAttributionHeaders()
+	}
 	a := harness.RehearsalApp(spec)
 	a.Namespace = "vm-" + name
 	r := suite.Rehearser(t, harness.WithApp(a), harness.WithName("vmnode/"+name), harness.WithRate(rate))
