@@ -139,24 +139,21 @@ func checkName(name string) error {
 
 func newClusterSmokeCmd(stdout, stderr io.Writer) *cobra.Command {
 	var (
-		name    string
-		workers int
-		ports   portFlags
+		name  string
+		ports portFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "smoke",
 		Short: "Check a cluster: nodes Ready, DNS, pod traffic across nodes, the NodePort on 127.0.0.1",
 		Long: `smoke runs the test bed's checks on a cluster made by ` + "`rehearse cluster up`" + `:
 every node Ready, CoreDNS answering from a pod, a pod on one worker reaching a
-Service backed on another, and the NodePort answering on 127.0.0.1. A failed
-check exits 1.`,
+Service backed on another (the first and the last worker by name: a worker
+added later, such as a VM worker, is the far end), and the NodePort answering
+on 127.0.0.1 through that worker. A failed check exits 1.`,
 		Args: cobra.NoArgs,
 		RunE: doing(func(cmd *cobra.Command, _ []string) error {
 			if err := checkName(name); err != nil {
 				return err
-			}
-			if workers < 0 {
-				return usageErrorf("--workers %d: give the cluster's number of workers (0 or more)", workers)
 			}
 			in := notifyInterrupts(cmd.Context(), plainInterrupts, stderr)
 			defer in.stop()
@@ -164,11 +161,14 @@ check exits 1.`,
 			if err := c.Connect(in.work); err != nil {
 				return err
 			}
-			return smokeChecks(in.work, stdout, c, workers, ports)
+			return smokeChecks(in.work, stdout, c, ports)
 		}),
 	}
 	cmd.Flags().StringVar(&name, "name", defaultDevCluster, "kind cluster name")
-	cmd.Flags().IntVar(&workers, "workers", 2, "the cluster's number of worker nodes (which nodes the checks use)")
+	// --workers used to name the nodes the checks use (<cluster>-worker,
+	// -worker2); the checks now find them in the cluster. Accepted, ignored.
+	cmd.Flags().Int("workers", 0, "ignored: the checks find the cluster's workers")
+	_ = cmd.Flags().MarkDeprecated("workers", "the checks find the cluster's workers themselves")
 	ports.register(cmd)
 	return cmd
 }
@@ -176,7 +176,7 @@ check exits 1.`,
 // smokeChecks are the test bed's checks: DNS, pod traffic across nodes
 // through a Service, and the NodePort on the host. A failed check exits 1;
 // failing to prepare them exits 3.
-func smokeChecks(ctx context.Context, stdout io.Writer, c *cluster.Cluster, workers int, ports portFlags) error {
+func smokeChecks(ctx context.Context, stdout io.Writer, c *cluster.Cluster, ports portFlags) error {
 	root, err := engine.FindModuleRoot()
 	if err != nil {
 		return err
@@ -200,13 +200,9 @@ func smokeChecks(ctx context.Context, stdout io.Writer, c *cluster.Cluster, work
 		return err
 	}
 	defer func() { _ = chk.Cleanup(context.WithoutCancel(ctx)) }()
-	name := c.Name()
-	w1, w2 := name+"-worker", name+"-worker2"
-	if workers < 2 {
-		w2 = w1
-	}
-	if workers < 1 {
-		w1, w2 = name+"-control-plane", name+"-control-plane"
+	w1, w2, err := smoke.Nodes(ctx, chk)
+	if err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout, "Smoke checks:")
 	for _, step := range []struct {
