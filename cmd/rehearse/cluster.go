@@ -200,7 +200,7 @@ func smokeChecks(ctx context.Context, stdout io.Writer, c *cluster.Cluster, port
 		return err
 	}
 	defer func() { _ = chk.Cleanup(context.WithoutCancel(ctx)) }()
-	w1, w2, err := smoke.Nodes(ctx, chk)
+	w1, w2, err := chk.Nodes(ctx)
 	if err != nil {
 		return err
 	}

@@ -7,10 +7,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-)
 
-// controlPlaneLabel marks the nodes kubeadm made control-plane nodes.
-const controlPlaneLabel = "node-role.kubernetes.io/control-plane"
+	"github.com/kube-rehearse/rehearse/harness/nodeinfo"
+)
 
 // Nodes picks the two nodes the checks run between, from the cluster as it
 // is: the first and the last worker by name (so a node added later, such as
@@ -18,7 +17,7 @@ const controlPlaneLabel = "node-role.kubernetes.io/control-plane"
 // check), the same worker twice when there is one, the control plane when
 // there is none. Names are never guessed from a worker count: nodes are
 // added and removed after the cluster is made.
-func Nodes(ctx context.Context, c Checker) (from, to string, err error) {
+func (c Checker) Nodes(ctx context.Context) (from, to string, err error) {
 	list, err := c.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return "", "", fmt.Errorf("listing the cluster's nodes: %w", err)
@@ -30,7 +29,7 @@ func pickNodes(nodes []corev1.Node) (from, to string, err error) {
 	var workers, all []string
 	for _, n := range nodes {
 		all = append(all, n.Name)
-		if _, cp := n.Labels[controlPlaneLabel]; !cp {
+		if _, cp := n.Labels[nodeinfo.LabelControlPlane]; !cp {
 			workers = append(workers, n.Name)
 		}
 	}

@@ -7,12 +7,14 @@ import (
 	"github.com/stretchr/testify/require"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/kube-rehearse/rehearse/harness/nodeinfo"
 )
 
 func node(name string, controlPlane bool) corev1.Node {
 	n := corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{}}}
 	if controlPlane {
-		n.Labels[controlPlaneLabel] = ""
+		n.Labels[nodeinfo.LabelControlPlane] = ""
 	}
 	return n
 }

@@ -87,6 +87,10 @@ type analysis struct {
 	// with them: each pod's power-off offset.
 	stops []timeline.Event
 	lost  map[*timeline.PodLifecycle]time.Duration
+
+	// emulated are the VM nodes under software emulation (their
+	// NodeCgroup records say so), wherever the record stands.
+	emulated map[string]bool
 }
 
 func analyse(s *timeline.Snapshot, th Thresholds) *analysis {
@@ -106,6 +110,7 @@ func analyse(s *timeline.Snapshot, th Thresholds) *analysis {
 
 		shutdownCache: map[*window][]PodShutdown{},
 		lost:          map[*timeline.PodLifecycle]time.Duration{},
+		emulated:      map[string]bool{},
 	}
 	for i := range a.pods {
 		p := &a.pods[i]
@@ -190,6 +195,10 @@ func (a *analysis) scanEvents() {
 			}
 		case timeline.EvNodeStopped:
 			a.stops = append(a.stops, *e)
+		case timeline.EvNodeCgroup:
+			if e.Reason == "emulated" {
+				a.emulated[e.Node] = true
+			}
 		case timeline.EvWatchLag:
 			a.maxLag, a.lagKnown = max(a.maxLag, e.Value), true
 		case timeline.EvWatchInterrupted:

@@ -263,23 +263,22 @@ func (a *analysis) observationCheck() Check {
 // emulated nodes: a real node that goes NotReady during a rehearsal is
 // part of what is rehearsed (an upgrade reimages nodes).
 func (a *analysis) emulatedNodeStall() (timeline.Event, bool) {
-	// The cgroup record may come after the stall (a node is recorded when
-	// it is first sampled): which nodes are emulated is read first.
-	emulated, stopped := map[string]bool{}, map[string]bool{}
 	for _, e := range a.s.Events {
-		if e.Kind == timeline.EvNodeCgroup && e.Reason == "emulated" {
-			emulated[e.Node] = true
-		}
-	}
-	for _, e := range a.s.Events {
-		switch {
-		case e.Kind == timeline.EvNodeStopped:
-			stopped[e.Node] = true
-		case e.Kind == timeline.EvNodeNotReady && emulated[e.Node] && !stopped[e.Node]:
+		if e.Kind == timeline.EvNodeNotReady && a.emulated[e.Node] && !a.stoppedBy(e.Node, e.Offset) {
 			return e, true
 		}
 	}
 	return timeline.Event{}, false
+}
+
+// stoppedBy reports whether the harness powered node off at or before at.
+func (a *analysis) stoppedBy(node string, at time.Duration) bool {
+	for _, st := range a.stops {
+		if st.Node == node && st.Offset <= at {
+			return true
+		}
+	}
+	return false
 }
 
 func orDash(s string) string {

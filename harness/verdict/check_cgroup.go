@@ -27,7 +27,6 @@ const mib = 1 << 20
 // the other, sizes heaps and thread pools from the host, and uses more.
 func (a *analysis) cgroupCheck(w *window) Check {
 	nodes := map[string]string{} // node -> cgroup version
-	emulated := map[string]bool{}
 	var before, after []sampled
 	for i := range a.s.Events {
 		e := &a.s.Events[i]
@@ -36,7 +35,6 @@ func (a *analysis) cgroupCheck(w *window) Check {
 			if e.Name != "" {
 				nodes[e.Node] = e.Name
 			}
-			emulated[e.Node] = e.Reason == "emulated"
 		case timeline.EvResourceSample:
 			smp, err := timeline.DecodeResourceSample(e.Detail)
 			if err != nil {
@@ -125,7 +123,7 @@ func (a *analysis) cgroupCheck(w *window) Check {
 		details = append(details, fmt.Sprintf("memory per pod %s before, %s after (%+.0f%%); CPU %.3f before, %.3f after",
 			bytesText(memBefore), bytesText(memAfter), (growth-1)*100, cpuBefore, cpuAfter))
 	}
-	if e := emulationText(emulated, before, after); e != "" {
+	if e := emulationText(a.emulated, before, after); e != "" {
 		details = append(details, e)
 	}
 	ooms := a.oomKills(w)
